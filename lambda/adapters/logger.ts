@@ -1,0 +1,42 @@
+import type { LogFields, Logger } from '../core/logger.js';
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
+export type LogLevel = keyof typeof LEVELS;
+
+export function parseLogLevel(value: string | undefined): LogLevel {
+  const v = (value ?? 'info').toLowerCase();
+  if (v in LEVELS) return v as LogLevel;
+  throw new Error(`LOG_LEVEL: expected one of ${Object.keys(LEVELS).join(', ')}`);
+}
+
+/** One JSON object per line: `{"level","time","message",…fields}`. Fields must never carry secrets. */
+export class JsonLogger implements Logger {
+  private readonly threshold: number;
+
+  constructor(
+    level: LogLevel = 'info',
+    private readonly write: (line: string) => void = (line) => process.stdout.write(line),
+    private readonly base: LogFields = {},
+  ) {
+    this.threshold = LEVELS[level];
+  }
+
+  debug(message: string, fields?: LogFields): void {
+    if (this.threshold <= LEVELS.debug) this.emit('debug', message, fields);
+  }
+  info(message: string, fields?: LogFields): void {
+    if (this.threshold <= LEVELS.info) this.emit('info', message, fields);
+  }
+  warn(message: string, fields?: LogFields): void {
+    if (this.threshold <= LEVELS.warn) this.emit('warn', message, fields);
+  }
+  error(message: string, fields?: LogFields): void {
+    if (this.threshold <= LEVELS.error) this.emit('error', message, fields);
+  }
+
+  private emit(level: string, message: string, fields: LogFields | undefined): void {
+    this.write(
+      `${JSON.stringify({ level, time: new Date().toISOString(), message, ...this.base, ...fields })}\n`,
+    );
+  }
+}

@@ -1,0 +1,139 @@
+import { z } from 'zod';
+
+/** Gemini's OpenAI-compatible endpoint; `target_url` defaults to it. */
+export const DEFAULT_TARGET_URL = 'https://generativelanguage.googleapis.com/v1beta/openai/';
+/** Base of Gemini's native API (`/v1beta/models/...` is appended). */
+export const DEFAULT_NATIVE_BASE_URL = 'https://generativelanguage.googleapis.com';
+
+const httpUrl = z
+  .string()
+  .url('expected an http(s) URL')
+  .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL');
+
+const positiveMs = z.number().int('expected an integer').positive('expected a positive number');
+const nonNegativeMs = z.number().int('expected an integer').nonnegative('expected 0 or more');
+
+const groupSchema = z.strictObject({
+  name: z.string().min(1, 'expected a non-empty name'),
+  api_keys: z
+    .array(z.string().trim().min(1, 'expected a non-empty key'), 'expected a list of keys')
+    .min(1, 'expected at least 1 item'),
+  /** OpenAI-compatible base; `/v1/<rest>` is forwarded to `<target_url><rest>`. */
+  target_url: httpUrl.default(DEFAULT_TARGET_URL).transform((u) => (u.endsWith('/') ? u : `${u}/`)),
+  /** Models routed to this group first; other models go to every group in order. */
+  models: z.array(z.string().min(1)).optional(),
+});
+
+const serverSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8081),
+  /** Allows running with no `client_tokens`; only honoured on a loopback host. */
+  allow_unauthenticated: z.boolean().default(false),
+  /** Largest request body accepted, counted while reading. */
+  max_body_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024),
+});
+
+const upstreamSchema = z.strictObject({
+  native_base_url: httpUrl.default(DEFAULT_NATIVE_BASE_URL).transform((u) => u.replace(/\/+$/, '')),
+  connect_timeout_ms: positiveMs.default(5_000),
+  /** Time allowed between sending a request and Gemini's response headers. */
+  first_byte_timeout_ms: positiveMs.default(60_000),
+  /** Bound on a whole client request, attempts and waits included. */
+  request_timeout_ms: positiveMs.default(600_000),
+});
+
+const policySchema = z.strictObject({
+  /** Extra tries on the same key after a 500/503/network error/first-byte timeout. */
+  transient_retries: nonNegativeMs.max(5).default(2),
+  transient_retry_delay_ms: nonNegativeMs.default(250),
+  /** Cooldown of a key×model once its transient retries are spent. */
+  transient_cooldown_ms: nonNegativeMs.default(10_000),
+  /** Cooldown after a 429 that names no delay and no daily quota. */
+  default_quota_cooldown_ms: positiveMs.default(60_000),
+  /** Upstream calls one client request may make, retries included. */
+  max_attempts: z.number().int().min(1).max(50).default(10),
+  /** When every key is cooling, wait for the soonest one if it frees within this bound (0: answer 429). */
+  max_wait_ms: nonNegativeMs.default(0),
+});
+
+const stateSchema = z.strictObject({
+  store: z.literal('memory', 'expected "memory"').default('memory'),
+});
+
+/** The whole proxy configuration, as read from YAML (snake_case, like the file). */
+export const configSchema = z.strictObject({
+  server: serverSchema.default(serverSchema.parse({})),
+  client_tokens: z.array(z.string().min(1, 'expected a non-empty token')).default([]),
+  groups: z.array(groupSchema).min(1, 'expected at least 1 item'),
+  upstream: upstreamSchema.default(upstreamSchema.parse({})),
+  policy: policySchema.default(policySchema.parse({})),
+  state: stateSchema.default(stateSchema.parse({})),
+});
+
+export type ProxyConfig = z.infer<typeof configSchema>;
+export type GroupConfig = z.infer<typeof groupSchema>;
+
+/** Raised for a configuration that can't be used; the message names every bad field and no value. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Formats a zod path as `groups[1].api_keys`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/**
+ * Validates raw configuration data and applies defaults.
+ * Throws {@link ConfigError} listing `path: problem` for each issue; values are never echoed,
+ * so a misplaced key can't leak through the message.
+ */
+export function parseConfig(raw: unknown): ProxyConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const message =
+        issue.code === 'unrecognized_keys'
+          ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
+          : issue.message;
+      return `${formatPath(issue.path)}: ${message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const config = result.data;
+  const names = new Set<string>();
+  for (const [i, group] of config.groups.entries()) {
+    if (names.has(group.name))
+      throw new ConfigError(`invalid configuration:\n  groups[${i}].name: duplicate group name`);
+    names.add(group.name);
+  }
+  if (config.client_tokens.length === 0 && !config.server.allow_unauthenticated) {
+    throw new ConfigError(
+      'invalid configuration:\n  client_tokens: expected at least 1 token (or server.allow_unauthenticated: true on a loopback host)',
+    );
+  }
+  if (config.client_tokens.length === 0 && !isLoopbackHost(config.server.host)) {
+    throw new ConfigError(
+      `invalid configuration:\n  server.allow_unauthenticated: only allowed when server.host is a loopback address, not ${config.server.host}`,
+    );
+  }
+  return config;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}

@@ -1,0 +1,346 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readText } from './body.js';
+import type { ProxyConfig } from './config.js';
+import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
+import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';
+import {
+  type BodyStream,
+  type ProxyRequest,
+  type ProxyResponse,
+  type UpstreamClient,
+  UpstreamError,
+  type UpstreamResponse,
+} from './http.js';
+import type { KeyStateStore, KeyStateUpdate } from './key-state.js';
+import type { Logger } from './logger.js';
+import { openAiError, sseErrorEvent } from './openai-errors.js';
+import { decide } from './policy.js';
+import type { Scrubber } from './secrets.js';
+
+/** A configured group with its keys resolved: id → raw key, ids in rotation order. */
+export interface KeyGroup {
+  readonly name: string;
+  readonly targetUrl: string;
+  readonly models: ReadonlySet<string> | undefined;
+  readonly keys: ReadonlyMap<string, string>;
+  readonly keyIds: readonly string[];
+}
+
+export type Target =
+  | { readonly kind: 'openai'; readonly rest: string; readonly query: string }
+  | { readonly kind: 'native'; readonly url: string; readonly query: string };
+
+export interface ForwardJob {
+  readonly request: ProxyRequest;
+  readonly body: Uint8Array;
+  readonly model: string;
+  readonly target: Target;
+  readonly groups: readonly KeyGroup[];
+  readonly started: number;
+}
+
+interface ForwarderDeps {
+  readonly config: ProxyConfig;
+  readonly store: KeyStateStore;
+  readonly upstream: UpstreamClient;
+  readonly logger: Logger;
+  readonly now: () => number;
+  readonly scrubber: Scrubber;
+}
+
+/** Per-request bookkeeping shared by the attempt loop and the final log line. */
+interface Attempts {
+  count: number;
+  group?: string | undefined;
+  keyId?: string | undefined;
+  /** The last transient failure, answered if no key succeeds. */
+  lastFailure?: ProxyResponse | undefined;
+  /** Soonest end of a quota cooldown this request caused, for Retry-After if attempts run out. */
+  quotaRetryAt?: number | undefined;
+}
+
+type KeyResult = { readonly answer: ProxyResponse } | { readonly rotate: true };
+
+const encoder = new TextEncoder();
+const BODYLESS = new Set(['GET', 'HEAD']);
+
+/** The attempt loop: select a key, call Gemini, classify, record, retry or rotate, answer. */
+export class Forwarder {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly deps: ForwarderDeps) {}
+
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+
+  async forward(job: ForwardJob): Promise<ProxyResponse> {
+    const { config, now } = this.deps;
+    const signal = AbortSignal.any([
+      job.request.signal,
+      AbortSignal.timeout(config.upstream.request_timeout_ms),
+    ]);
+    const state: Attempts = { count: 0 };
+    let waited = false;
+    for (;;) {
+      const exclude = new Set<string>();
+      let soonest: number | undefined;
+      for (const group of job.groups) {
+        while (state.count < config.policy.max_attempts) {
+          const acquisition = await this.deps.store.acquire({
+            group: group.name,
+            keyIds: group.keyIds,
+            model: job.model,
+            now: now(),
+            exclude,
+          });
+          if (acquisition.kind === 'unavailable') {
+            if (acquisition.retryAt !== undefined)
+              soonest = Math.min(soonest ?? Infinity, acquisition.retryAt);
+            break;
+          }
+          exclude.add(acquisition.keyId);
+          state.group = group.name;
+          state.keyId = acquisition.keyId;
+          const result = await this.tryKey(job, group, acquisition.keyId, state, signal);
+          if ('answer' in result) return result.answer;
+        }
+      }
+      if (signal.aborted) return this.finish(job, state, cancelled(job));
+      if (state.lastFailure !== undefined) return this.finish(job, state, state.lastFailure);
+      if (state.count >= config.policy.max_attempts) {
+        if (state.quotaRetryAt !== undefined)
+          return this.finish(job, state, keysExhausted(state.quotaRetryAt - now()));
+        return this.finish(job, state, openAiError(503, 'No key could serve this request.', 'server_error'));
+      }
+      if (soonest === undefined) {
+        return this.finish(
+          job,
+          state,
+          openAiError(
+            503,
+            'No usable Gemini API key is configured for this model.',
+            'server_error',
+            'no_usable_keys',
+          ),
+        );
+      }
+      const wait = Math.max(0, soonest - now());
+      if (!waited && wait <= config.policy.max_wait_ms) {
+        waited = true;
+        if (await sleep(wait, true, { signal }).catch(() => false)) continue;
+        return this.finish(job, state, cancelled(job));
+      }
+      return this.finish(job, state, keysExhausted(wait));
+    }
+  }
+
+  /** Calls upstream with one key, retrying it on transient errors; answers or asks to rotate. */
+  private async tryKey(
+    job: ForwardJob,
+    group: KeyGroup,
+    keyId: string,
+    state: Attempts,
+    signal: AbortSignal,
+  ): Promise<KeyResult> {
+    const { config, now, logger } = this.deps;
+    for (let retries = 0; ; retries++) {
+      state.count++;
+      const sent = now();
+      let outcome: UpstreamOutcome;
+      let answer: ProxyResponse;
+      try {
+        const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
+        if (response.status < 400) {
+          this.record({ kind: 'success', keyId, model: job.model, latencyMs: now() - sent });
+          return { answer: this.relay(job, state, response, signal) };
+        }
+        const text = await readText(response.body);
+        outcome = classifyUpstreamResponse(response.status, text);
+        answer = this.errorAnswer(job, response, text);
+      } catch (err) {
+        if (signal.aborted) return { answer: this.finish(job, state, cancelled(job)) };
+        outcome = { kind: 'transient' };
+        answer = networkFailure(err);
+      }
+      const decision = decide(outcome, retries, now(), config.policy);
+      logger.debug('upstream attempt', {
+        requestId: job.request.requestId,
+        attempt: state.count,
+        group: group.name,
+        keyId,
+        model: job.model,
+        status: answer.status,
+        outcome: outcome.kind,
+        action: decision.action,
+      });
+      switch (decision.action) {
+        case 'answer':
+          return { answer: this.finish(job, state, answer) };
+        case 'retry_same_key':
+          if (state.count >= config.policy.max_attempts) {
+            state.lastFailure = answer;
+            return { rotate: true };
+          }
+          if (!(await sleep(decision.delayMs, true, { signal }).catch(() => false))) {
+            return { answer: this.finish(job, state, cancelled(job)) };
+          }
+          continue;
+        case 'cool_and_rotate':
+          if (decision.cooldown !== undefined) {
+            this.record({ kind: 'cooldown', keyId, model: job.model, cooldown: decision.cooldown });
+            logger.warn('key cooling', {
+              requestId: job.request.requestId,
+              group: group.name,
+              keyId,
+              model: job.model,
+              cause: decision.cooldown.cause,
+              coolMs: decision.cooldown.until - now(),
+            });
+          }
+          // A quota refusal is not the client's answer: another key (or our own 429) will be.
+          state.lastFailure = outcome.kind === 'transient' ? answer : undefined;
+          if (outcome.kind === 'quota' && decision.cooldown !== undefined) {
+            state.quotaRetryAt = Math.min(state.quotaRetryAt ?? Infinity, decision.cooldown.until);
+          }
+          return { rotate: true };
+        case 'invalidate_and_rotate':
+          this.record({ kind: 'invalid', keyId, reason: decision.reason });
+          logger.warn('key invalid', {
+            requestId: job.request.requestId,
+            group: group.name,
+            keyId,
+            reason: decision.reason,
+          });
+          return { rotate: true };
+      }
+    }
+  }
+
+  private upstreamRequest(job: ForwardJob, group: KeyGroup, keyId: string, signal: AbortSignal) {
+    const { target, request } = job;
+    const apiKey = group.keys.get(keyId)!;
+    const headers = upstreamRequestHeaders(request.headers);
+    let base: string;
+    if (target.kind === 'openai') {
+      base = `${group.targetUrl}${target.rest}`;
+      headers.authorization = `Bearer ${apiKey}`;
+    } else {
+      base = target.url;
+      headers['x-goog-api-key'] = apiKey;
+    }
+    const hasBody = !BODYLESS.has(request.method) && job.body.byteLength > 0;
+    if (hasBody) headers['content-length'] = String(job.body.byteLength);
+    return {
+      url: new URL(target.query === '' ? base : `${base}?${target.query}`),
+      method: request.method,
+      headers,
+      body: hasBody ? job.body : undefined,
+      signal,
+      connectTimeoutMs: this.deps.config.upstream.connect_timeout_ms,
+      firstByteTimeoutMs: this.deps.config.upstream.first_byte_timeout_ms,
+    };
+  }
+
+  /** An upstream error body, scrubbed of key material; array-wrapped errors unwrapped for OpenAI clients. */
+  private errorAnswer(job: ForwardJob, response: UpstreamResponse, text: string): ProxyResponse {
+    let body = this.deps.scrubber.scrub(text);
+    if (job.target.kind === 'openai' && body.trimStart().startsWith('[')) {
+      try {
+        const parsed: unknown = JSON.parse(body);
+        if (Array.isArray(parsed) && parsed.length === 1) body = JSON.stringify(parsed[0]);
+      } catch {
+        // Not JSON: pass the scrubbed text as it is.
+      }
+    }
+    return { status: response.status, headers: clientResponseHeaders(response.headers), body };
+  }
+
+  /** Streams a successful upstream body to the client chunk by chunk; a mid-stream failure ends SSE in-band. */
+  private relay(
+    job: ForwardJob,
+    state: Attempts,
+    response: UpstreamResponse,
+    signal: AbortSignal,
+  ): ProxyResponse {
+    const headers = clientResponseHeaders(response.headers);
+    const sse = /^text\/event-stream/i.test(headerValue(response.headers, 'content-type') ?? '');
+    const done = (status: number, streamError?: string) => this.logDone(job, state, status, streamError);
+    async function* pass(body: BodyStream): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of body) yield chunk;
+        done(response.status);
+      } catch (err) {
+        done(response.status, signal.aborted ? 'client_gone' : 'upstream_failed');
+        if (!sse || signal.aborted) throw err;
+        yield encoder.encode(sseErrorEvent('The upstream stream failed before it completed.'));
+      }
+    }
+    return { status: response.status, headers, body: pass(response.body) };
+  }
+
+  private finish(job: ForwardJob, state: Attempts, answer: ProxyResponse): ProxyResponse {
+    this.logDone(job, state, answer.status);
+    return answer;
+  }
+
+  private logDone(job: ForwardJob, state: Attempts, status: number, streamError?: string): void {
+    this.deps.logger.info('request', {
+      requestId: job.request.requestId,
+      method: job.request.method,
+      path: job.request.path,
+      status,
+      latencyMs: this.deps.now() - job.started,
+      attempts: state.count,
+      group: state.group,
+      keyId: state.keyId,
+      model: job.model,
+      streamError,
+    });
+  }
+
+  /** Starts a state write; failures are logged, never dropped silently, and `settle` awaits them. */
+  private record(update: KeyStateUpdate): void {
+    const write = this.deps.store.record(update).catch((err: unknown) => {
+      this.deps.logger.error('state write failed', {
+        kind: update.kind,
+        keyId: update.keyId,
+        error: err instanceof Error ? err.message : 'unknown',
+      });
+    });
+    this.pending.add(write);
+    void write.finally(() => this.pending.delete(write));
+  }
+}
+
+function keysExhausted(waitMs: number): ProxyResponse {
+  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+  return openAiError(
+    429,
+    `Every Gemini key is cooling down for this model. Retry in ${seconds}s.`,
+    'rate_limit_error',
+    'keys_exhausted',
+    { 'retry-after': String(seconds) },
+  );
+}
+
+function networkFailure(err: unknown): ProxyResponse {
+  const kind = err instanceof UpstreamError ? err.kind : 'network';
+  if (kind === 'first_byte_timeout' || kind === 'connect_timeout') {
+    return openAiError(504, `Gemini did not answer in time (${kind}).`, 'server_error', 'upstream_timeout');
+  }
+  return openAiError(502, 'Could not reach Gemini.', 'server_error', 'upstream_unreachable');
+}
+
+/** The client went away (499: nobody may read it, but it is logged) or the request deadline passed (504). */
+function cancelled(job: ForwardJob): ProxyResponse {
+  if (job.request.signal.aborted) {
+    return openAiError(499, 'The request was cancelled by the client.', 'invalid_request_error', 'cancelled');
+  }
+  return openAiError(
+    504,
+    'The request did not complete within the proxy deadline.',
+    'server_error',
+    'deadline_exceeded',
+  );
+}

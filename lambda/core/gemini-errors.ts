@@ -1,0 +1,105 @@
+/** Reading Gemini's error bodies and deciding what an upstream answer says about the key. */
+
+export interface GeminiErrorDetail {
+  '@type'?: string;
+  reason?: string;
+  retryDelay?: string;
+  violations?: Array<{ quotaId?: string; quotaMetric?: string }>;
+}
+
+export interface GeminiError {
+  code?: number;
+  status?: string;
+  message: string;
+  details: GeminiErrorDetail[];
+}
+
+/** What an upstream answer means for the key that made it. */
+export type UpstreamOutcome =
+  | { kind: 'success' }
+  /** The key can't work (invalid, suspended, leaked, API blocked or disabled): out of rotation. */
+  | { kind: 'dead_key'; reason: string }
+  /** 429: `scope` says which quota; `retryDelayMs` is Gemini's RetryInfo (or the message's hint). */
+  | { kind: 'quota'; scope: 'day' | 'short'; retryDelayMs: number | undefined }
+  /** 500/502/503, network failure, first-byte timeout: retry, never blacklist. */
+  | { kind: 'transient' }
+  /** Anything else: the client's own problem (or a 504 on the request itself), returned unchanged. */
+  | { kind: 'client_error' };
+
+const DEAD_REASONS = new Set([
+  'API_KEY_INVALID',
+  'CONSUMER_SUSPENDED',
+  'API_KEY_SERVICE_BLOCKED',
+  'SERVICE_DISABLED',
+]);
+const DEAD_400_MESSAGE = /api key not valid|api key not found|api key expired/i;
+const LEAKED_MESSAGE = /reported as leaked/i;
+const SUSPENDED_MESSAGE = /has been suspended/i;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses a Gemini error body in its plain (`{"error":{…}}`) or array-wrapped (`[{"error":{…}}]`) form.
+ * Returns undefined for anything else (empty, HTML, not JSON).
+ */
+export function parseGeminiError(text: string): GeminiError | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (Array.isArray(parsed)) parsed = parsed[0];
+  if (!isRecord(parsed) || !isRecord(parsed.error)) return undefined;
+  const e = parsed.error;
+  return {
+    code: typeof e.code === 'number' ? e.code : undefined,
+    status: typeof e.status === 'string' ? e.status : undefined,
+    message: typeof e.message === 'string' ? e.message : '',
+    details: Array.isArray(e.details) ? e.details.filter(isRecord).map((d) => d as GeminiErrorDetail) : [],
+  };
+}
+
+/** Parses a protobuf Duration as Gemini writes it (`"38s"`, `"45.837906927s"`) into whole ms, rounded up. */
+export function parseRetryDelay(value: string | undefined): number | undefined {
+  const m = value === undefined ? null : /^\s*(\d+(?:\.\d+)?)s\s*$/.exec(value);
+  return m?.[1] === undefined ? undefined : Math.ceil(Number(m[1]) * 1000);
+}
+
+function errorReasons(error: GeminiError): string[] {
+  return error.details.flatMap((d) => (typeof d.reason === 'string' ? [d.reason] : []));
+}
+
+function quotaOutcome(error: GeminiError | undefined): UpstreamOutcome {
+  if (error === undefined) return { kind: 'quota', scope: 'short', retryDelayMs: undefined };
+  const quotaIds = error.details.flatMap((d) => (d.violations ?? []).map((v) => `${v.quotaId ?? ''}`));
+  const scope = quotaIds.some((id) => /PerDay/i.test(id)) ? 'day' : 'short';
+  const info = error.details.find((d) => typeof d.retryDelay === 'string');
+  const fromMessage = /retry in (\d+(?:\.\d+)?)s/i.exec(error.message)?.[1];
+  const retryDelayMs = parseRetryDelay(info?.retryDelay) ?? parseRetryDelay(fromMessage && `${fromMessage}s`);
+  return { kind: 'quota', scope, retryDelayMs };
+}
+
+/**
+ * Classifies an upstream answer by status and (for errors) body text.
+ * Pure: the policy that acts on the outcome lives in `policy.ts`.
+ */
+export function classifyUpstreamResponse(status: number, bodyText: string): UpstreamOutcome {
+  if (status < 400) return { kind: 'success' };
+  const error = parseGeminiError(bodyText);
+  if (status === 429) return quotaOutcome(error);
+  if (status === 500 || status === 502 || status === 503) return { kind: 'transient' };
+  if (error !== undefined && (status === 400 || status === 403)) {
+    const dead = errorReasons(error).find((r) => DEAD_REASONS.has(r));
+    if (dead !== undefined) return { kind: 'dead_key', reason: dead };
+    if (status === 400 && DEAD_400_MESSAGE.test(error.message))
+      return { kind: 'dead_key', reason: 'API_KEY_INVALID' };
+    if (status === 403 && LEAKED_MESSAGE.test(error.message)) return { kind: 'dead_key', reason: 'LEAKED' };
+    if (status === 403 && SUSPENDED_MESSAGE.test(error.message)) {
+      return { kind: 'dead_key', reason: 'CONSUMER_SUSPENDED' };
+    }
+  }
+  return { kind: 'client_error' };
+}

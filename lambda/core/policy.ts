@@ -1,0 +1,58 @@
+import type { ProxyConfig } from './config.js';
+import type { UpstreamOutcome } from './gemini-errors.js';
+import type { Cooldown } from './key-state.js';
+import { nextPacificMidnight } from './pacific-time.js';
+
+/** What the proxy does after an upstream outcome. */
+export type Decision =
+  /** Give this answer to the client. */
+  | { readonly action: 'answer' }
+  /** Try the same key again after `delayMs` (transient error, tries left). */
+  | { readonly action: 'retry_same_key'; readonly delayMs: number }
+  /** Cool the key×model and try another key. */
+  | { readonly action: 'cool_and_rotate'; readonly cooldown: Cooldown | undefined }
+  /** Mark the key invalid and try another key. */
+  | { readonly action: 'invalidate_and_rotate'; readonly reason: string };
+
+/**
+ * The outcome policy: given an upstream outcome, how many transient retries the key has had, and
+ * the time, decide what to do. Pure; see README "Outcome policy".
+ */
+export function decide(
+  outcome: UpstreamOutcome,
+  transientRetriesSoFar: number,
+  now: number,
+  policy: ProxyConfig['policy'],
+): Decision {
+  switch (outcome.kind) {
+    case 'success':
+    case 'client_error':
+      return { action: 'answer' };
+    case 'dead_key':
+      return { action: 'invalidate_and_rotate', reason: outcome.reason };
+    case 'quota':
+      return { action: 'cool_and_rotate', cooldown: quotaCooldown(outcome, now, policy) };
+    case 'transient':
+      if (transientRetriesSoFar < policy.transient_retries) {
+        return { action: 'retry_same_key', delayMs: policy.transient_retry_delay_ms };
+      }
+      return {
+        action: 'cool_and_rotate',
+        cooldown:
+          policy.transient_cooldown_ms > 0
+            ? { until: now + policy.transient_cooldown_ms, cause: 'transient' }
+            : undefined,
+      };
+  }
+}
+
+/** A daily quota parks until Pacific midnight; a short quota waits RetryInfo; no details → the default. */
+export function quotaCooldown(
+  outcome: Extract<UpstreamOutcome, { kind: 'quota' }>,
+  now: number,
+  policy: ProxyConfig['policy'],
+): Cooldown {
+  if (outcome.scope === 'day') return { until: nextPacificMidnight(now), cause: 'rpd' };
+  if (outcome.retryDelayMs !== undefined) return { until: now + outcome.retryDelayMs, cause: 'rpm' };
+  return { until: now + policy.default_quota_cooldown_ms, cause: 'quota' };
+}

@@ -1,0 +1,228 @@
+import { BodyTooLargeError, readBody } from './body.js';
+import type { GroupConfig, ProxyConfig } from './config.js';
+import { Forwarder, type KeyGroup, type Target } from './forward.js';
+import { headerValue } from './headers.js';
+import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
+import type { KeyStateStore, KeyView } from './key-state.js';
+import type { Logger } from './logger.js';
+import { openAiError } from './openai-errors.js';
+import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
+import { keyId, Scrubber, TokenVerifier } from './secrets.js';
+
+export interface ProxyDeps {
+  readonly config: ProxyConfig;
+  readonly store: KeyStateStore;
+  readonly upstream: UpstreamClient;
+  readonly logger: Logger;
+  /** Clock in epoch ms; injectable for tests. */
+  readonly now?: () => number;
+}
+
+const JSON_TYPE = /^application\/(.+\+)?json\b/i;
+
+function buildGroup(group: GroupConfig): KeyGroup {
+  const keys = new Map<string, string>();
+  for (const apiKey of group.api_keys) keys.set(keyId(apiKey), apiKey);
+  return {
+    name: group.name,
+    targetUrl: group.target_url,
+    models: group.models === undefined ? undefined : new Set(group.models.map(normalizeModel)),
+    keys,
+    keyIds: [...keys.keys()],
+  };
+}
+
+/** The client's proxy token, from `Authorization: Bearer`, `x-goog-api-key` or `?key=`. */
+function presentedToken(request: ProxyRequest, queryKey: string | undefined): string | undefined {
+  const auth = headerValue(request.headers, 'authorization');
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
+    if (m?.[1] !== undefined) return m[1].trim();
+  }
+  return headerValue(request.headers, 'x-goog-api-key') ?? queryKey;
+}
+
+/**
+ * The Gemini-aware proxy core: authenticates, routes, picks keys, forwards and learns.
+ * Knows nothing of node:http or Lambda; each entry point translates to and from {@link ProxyRequest}.
+ */
+export class GeminiProxy {
+  private readonly config: ProxyConfig;
+  private readonly store: KeyStateStore;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly tokens: TokenVerifier;
+  private readonly groups: readonly KeyGroup[];
+  private readonly forwarder: Forwarder;
+
+  constructor(deps: ProxyDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.logger = deps.logger;
+    this.now = deps.now ?? Date.now;
+    this.tokens = new TokenVerifier(deps.config.client_tokens);
+    this.groups = deps.config.groups.map(buildGroup);
+    const secrets = [...deps.config.groups.flatMap((g) => g.api_keys), ...deps.config.client_tokens];
+    this.forwarder = new Forwarder({
+      config: deps.config,
+      store: deps.store,
+      upstream: deps.upstream,
+      logger: deps.logger,
+      now: this.now,
+      scrubber: new Scrubber(secrets),
+    });
+  }
+
+  /** Answers one request. Never throws: every failure becomes an OpenAI-shaped error response. */
+  async handle(request: ProxyRequest): Promise<ProxyResponse> {
+    const started = this.now();
+    const route = matchRoute(request.method, request.path);
+    let response: ProxyResponse;
+    try {
+      response = await this.route(request, route, started);
+    } catch (err) {
+      this.logger.error('request failed', {
+        requestId: request.requestId,
+        error: err instanceof Error ? err.name : 'unknown',
+      });
+      response = openAiError(
+        500,
+        'The proxy failed to handle this request.',
+        'server_error',
+        'internal_error',
+      );
+    }
+    response.headers['x-request-id'] = request.requestId;
+    return response;
+  }
+
+  /** Resolves once every state write started so far has settled (entries await this before ending). */
+  settle(): Promise<void> {
+    return this.forwarder.settle();
+  }
+
+  private async route(request: ProxyRequest, route: Route, started: number): Promise<ProxyResponse> {
+    if (route.kind === 'health') return json(200, { status: 'ok' });
+    if (route.kind === 'not_found') {
+      this.logRefusal(request, 404, started);
+      return openAiError(
+        404,
+        `No route for ${request.method} ${request.path}.`,
+        'invalid_request_error',
+        'not_found',
+      );
+    }
+    const { query, key: queryKey } = stripKeyParam(request.query);
+    if (this.tokens.enabled && !this.tokens.verify(presentedToken(request, queryKey))) {
+      this.logRefusal(request, 401, started);
+      return openAiError(
+        401,
+        'Missing or invalid proxy token. Send it as "Authorization: Bearer <token>".',
+        'invalid_request_error',
+        'invalid_api_key',
+      );
+    }
+    if (route.kind === 'health_detailed') return json(200, await this.detailedHealth());
+
+    let body: Uint8Array;
+    try {
+      body = await readBody(request.body, this.config.server.max_body_bytes);
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) throw err;
+      this.logRefusal(request, 413, started);
+      return openAiError(
+        413,
+        `Request body is larger than ${err.limit} bytes.`,
+        'invalid_request_error',
+        'request_too_large',
+        { connection: 'close' },
+      );
+    }
+
+    let model: string;
+    if (route.kind === 'native') {
+      model = normalizeModel(route.model);
+    } else {
+      const parsed = this.modelFromBody(request, body);
+      if (parsed === undefined) {
+        this.logRefusal(request, 400, started);
+        return openAiError(
+          400,
+          'We could not parse the JSON body of your request.',
+          'invalid_request_error',
+          'invalid_json',
+        );
+      }
+      model = parsed;
+    }
+
+    const target: Target =
+      route.kind === 'openai'
+        ? { kind: 'openai', rest: route.rest, query }
+        : { kind: 'native', url: `${this.config.upstream.native_base_url}${request.path}`, query };
+    return this.forwarder.forward({ request, body, model, target, groups: this.groupsFor(model), started });
+  }
+
+  /** The body's `model` ('' if none or not JSON); undefined when a JSON body does not parse. */
+  private modelFromBody(request: ProxyRequest, body: Uint8Array): string | undefined {
+    if (body.byteLength === 0) return '';
+    const type = headerValue(request.headers, 'content-type');
+    if (type !== undefined && !JSON_TYPE.test(type)) return '';
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    const model = (parsed as { model?: unknown } | null)?.model;
+    return typeof model === 'string' ? normalizeModel(model) : '';
+  }
+
+  /** Groups that list the model; if none does, every group in order. */
+  private groupsFor(model: string): readonly KeyGroup[] {
+    if (model === '') return this.groups;
+    const listed = this.groups.filter((g) => g.models?.has(model));
+    return listed.length > 0 ? listed : this.groups;
+  }
+
+  private async detailedHealth(): Promise<unknown> {
+    const now = this.now();
+    const groups = [];
+    for (const group of this.groups) {
+      const views = await this.store.describe(group.keyIds);
+      const counts = { active: 0, cooling: 0, invalid: 0, disabled: 0 };
+      const keys = views.map((v) => {
+        const cooling = coolingModels(v, now);
+        if (v.status !== 'active') counts[v.status]++;
+        else if (Object.keys(cooling).length > 0) counts.cooling++;
+        else counts.active++;
+        return { id: v.keyId, status: v.status, reason: v.reason ?? null, cooling };
+      });
+      groups.push({ name: group.name, total: views.length, counts, keys });
+    }
+    return { status: 'ok', groups };
+  }
+
+  private logRefusal(request: ProxyRequest, status: number, started: number): void {
+    this.logger.info('request', {
+      requestId: request.requestId,
+      method: request.method,
+      path: request.path,
+      status,
+      latencyMs: this.now() - started,
+    });
+  }
+}
+
+function coolingModels(view: KeyView, now: number): Record<string, { until: string; cause: string }> {
+  const out: Record<string, { until: string; cause: string }> = {};
+  for (const [model, c] of Object.entries(view.cooldowns)) {
+    if (c.until > now)
+      out[model === '' ? '*' : model] = { until: new Date(c.until).toISOString(), cause: c.cause };
+  }
+  return out;
+}
+
+function json(status: number, value: unknown): ProxyResponse {
+  return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}

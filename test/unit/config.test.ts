@@ -1,0 +1,166 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lambda/adapters/config-loader.js';
+import { ConfigError, DEFAULT_TARGET_URL, isLoopbackHost, parseConfig } from '../../lambda/core/config.js';
+
+const SECRET = 'fake-key-do-not-print-0001';
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function dirWith(yaml: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+  writeFileSync(join(dir, 'config.yaml'), yaml);
+  return dir;
+}
+
+describe('Function: parseConfig', () => {
+  it('applies defaults', () => {
+    // Act
+    const config = parseConfig({ client_tokens: ['t'], groups: [{ name: 'g', api_keys: ['k1', 'k2'] }] });
+
+    // Assess
+    expect(config.server).toEqual({
+      host: '127.0.0.1',
+      port: 8081,
+      allow_unauthenticated: false,
+      max_body_bytes: 10485760,
+    });
+    expect(config.groups[0]?.target_url).toBe(DEFAULT_TARGET_URL);
+    expect(config.policy.transient_retries).toBe(2);
+    expect(config.state.store).toBe('memory');
+  });
+
+  it('adds a trailing slash to target_url so paths append', () => {
+    const config = parseConfig({
+      client_tokens: ['t'],
+      groups: [{ name: 'g', api_keys: ['k'], target_url: 'http://127.0.0.1:9/v1beta/openai' }],
+    });
+    expect(config.groups[0]?.target_url).toBe('http://127.0.0.1:9/v1beta/openai/');
+  });
+
+  it('names the field path of an empty key list', () => {
+    const err = errorOf(() =>
+      parseConfig({
+        client_tokens: ['t'],
+        groups: [
+          { name: 'a', api_keys: [SECRET] },
+          { name: 'b', api_keys: [] },
+        ],
+      }),
+    );
+    expect(err.message).toContain('groups[1].api_keys: expected at least 1 item');
+    expect(err.message).not.toContain(SECRET);
+  });
+
+  it('names unknown fields and wrong types without echoing values', () => {
+    const err = errorOf(() =>
+      parseConfig({
+        client_tokens: ['t'],
+        groups: [{ name: 'a', api_keys: [SECRET], target_url: SECRET, colour: 'blue' }],
+        server: { port: 'eighty' },
+      }),
+    );
+    expect(err.message).toContain('groups[0].target_url: expected an http(s) URL');
+    expect(err.message).toContain('groups[0]: unknown field colour');
+    expect(err.message).toMatch(/server\.port: /);
+    expect(err.message).not.toContain(SECRET);
+  });
+
+  it('rejects duplicate group names', () => {
+    const err = errorOf(() =>
+      parseConfig({
+        client_tokens: ['t'],
+        groups: [
+          { name: 'a', api_keys: ['k'] },
+          { name: 'a', api_keys: ['j'] },
+        ],
+      }),
+    );
+    expect(err.message).toContain('groups[1].name: duplicate group name');
+  });
+
+  it('refuses to start without client tokens unless allowed on loopback', () => {
+    const groups = [{ name: 'a', api_keys: ['k'] }];
+    expect(errorOf(() => parseConfig({ groups })).message).toContain(
+      'client_tokens: expected at least 1 token',
+    );
+    expect(
+      errorOf(() => parseConfig({ groups, server: { host: '0.0.0.0', allow_unauthenticated: true } }))
+        .message,
+    ).toContain('server.allow_unauthenticated: only allowed when server.host is a loopback address');
+    expect(
+      parseConfig({ groups, server: { host: '127.0.0.1', allow_unauthenticated: true } }).client_tokens,
+    ).toEqual([]);
+  });
+});
+
+describe('Function: isLoopbackHost', () => {
+  it.each([
+    ['127.0.0.1', true],
+    ['127.1.2.3', true],
+    ['localhost', true],
+    ['::1', true],
+    ['[::1]', true],
+    ['0.0.0.0', false],
+    ['::', false],
+    ['192.168.1.1', false],
+    ['127.0.0.1.example.com', false],
+  ])('%s → %s', (host, expected) => {
+    expect(isLoopbackHost(host)).toBe(expected);
+  });
+});
+
+describe('Function: loadConfig', () => {
+  it('builds a one-group config from GEMINI_API_KEYS when no file exists', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+    const config = loadConfig({ GEMINI_API_KEYS: 'k1, k2,', CLIENT_TOKENS: 'tok' }, dir);
+    expect(config.groups).toHaveLength(1);
+    expect(config.groups[0]?.api_keys).toEqual(['k1', 'k2']);
+    expect(config.client_tokens).toEqual(['tok']);
+  });
+
+  it('reads the YAML file and lets PORT and HOST override it', () => {
+    const dir = dirWith(
+      'server: { host: 127.0.0.1, port: 9000 }\nclient_tokens: [t]\ngroups:\n  - { name: g, api_keys: [k] }\n',
+    );
+    expect(loadConfig({}, dir).server.port).toBe(9000);
+    const config = loadConfig({ PORT: '9100', HOST: '::1' }, dir);
+    expect(config.server.port).toBe(9100);
+    expect(config.server.host).toBe('::1');
+  });
+
+  it('reports a bad PORT by name', () => {
+    const dir = dirWith('client_tokens: [t]\ngroups:\n  - { name: g, api_keys: [k] }\n');
+    expect(errorOf(() => loadConfig({ PORT: 'abc' }, dir)).message).toBe('PORT: expected an integer 0-65535');
+  });
+
+  it('reports a YAML syntax error by position without quoting the line', () => {
+    const dir = dirWith(`groups:\n  - name: g\n    api_keys: [${SECRET}\n`);
+    const err = errorOf(() => loadConfig({}, dir));
+    expect(err.message).toMatch(/YAML syntax error at line \d+, column \d+/);
+    expect(err.message).not.toContain(SECRET);
+  });
+
+  it('explains what to do when nothing is configured', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+    expect(errorOf(() => loadConfig({}, dir)).message).toContain('GEMINI_API_KEYS');
+    expect(errorOf(() => loadConfig({ CONFIG_PATH: 'missing.yaml' }, dir)).message).toContain(
+      'CONFIG_PATH: no file at',
+    );
+  });
+
+  it('accepts the shipped config.example.yaml', () => {
+    const config = loadConfig({ CONFIG_PATH: 'config.example.yaml' }, process.cwd());
+    expect(config.groups.length).toBeGreaterThan(0);
+  });
+});

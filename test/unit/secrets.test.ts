@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { keyId, Scrubber, TokenVerifier } from '../../lambda/core/secrets.js';
+
+describe('Function: keyId', () => {
+  it('is a stable 16-hex hash that does not contain the key', () => {
+    const id = keyId('fake-key-one');
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(keyId('fake-key-one')).toBe(id);
+    expect(keyId('fake-key-two')).not.toBe(id);
+  });
+});
+
+describe('Class: TokenVerifier', () => {
+  it('accepts configured tokens only', () => {
+    const verifier = new TokenVerifier(['alpha-token', 'beta-token']);
+    expect(verifier.verify('alpha-token')).toBe(true);
+    expect(verifier.verify('beta-token')).toBe(true);
+    expect(verifier.verify('alpha-token ')).toBe(false);
+    expect(verifier.verify('')).toBe(false);
+    expect(verifier.verify(undefined)).toBe(false);
+  });
+
+  it('is disabled without tokens', () => {
+    expect(new TokenVerifier([]).enabled).toBe(false);
+  });
+});
+
+describe('Class: Scrubber', () => {
+  it('removes configured secrets, key-shaped strings and api_key references', () => {
+    const scrubber = new Scrubber(['my-secret-key', 'tok.en+1']);
+    const text = `a my-secret-key b tok.en+1 c AIzaSyA-1234567890abcdefghijklmnopqrstu d 'api_key:whatever' e`;
+    const out = scrubber.scrub(text);
+    expect(out).not.toContain('my-secret-key');
+    expect(out).not.toContain('tok.en+1');
+    expect(out).not.toContain('AIzaSy');
+    expect(out).not.toContain('whatever');
+    expect(out).toBe("a [redacted] b [redacted] c [redacted] d '[redacted]' e");
+  });
+});
