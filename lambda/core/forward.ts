@@ -81,7 +81,7 @@ export class Forwarder {
       AbortSignal.timeout(config.upstream.request_timeout_ms),
     ]);
     const state: Attempts = { count: 0 };
-    let waited = false;
+    let waitedMs = 0;
     for (;;) {
       const exclude = new Set<string>();
       let soonest: number | undefined;
@@ -125,9 +125,9 @@ export class Forwarder {
           ),
         );
       }
-      const wait = Math.max(0, soonest - now());
-      if (!waited && wait <= config.policy.max_wait_ms) {
-        waited = true;
+      const wait = Math.max(1, soonest - now());
+      if (waitedMs + wait <= config.policy.max_wait_ms) {
+        waitedMs += wait;
         if (await sleep(wait, true, { signal }).catch(() => false)) continue;
         return this.finish(job, state, cancelled(job));
       }
