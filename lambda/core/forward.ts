@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readText } from './body.js';
 import type { ProxyConfig } from './config.js';
+import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
 import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';
 import {
@@ -51,6 +52,7 @@ interface ForwarderDeps {
 /** Per-request bookkeeping shared by the attempt loop and the final log line. */
 interface Attempts {
   count: number;
+  readonly deadline: RequestDeadline;
   group?: string | undefined;
   keyId?: string | undefined;
   /** The last transient failure, answered if no key succeeds. */
@@ -76,11 +78,9 @@ export class Forwarder {
 
   async forward(job: ForwardJob): Promise<ProxyResponse> {
     const { config, now } = this.deps;
-    const signal = AbortSignal.any([
-      job.request.signal,
-      AbortSignal.timeout(config.upstream.request_timeout_ms),
-    ]);
-    const state: Attempts = { count: 0 };
+    const deadline = new RequestDeadline(job.request.signal, config.upstream.request_timeout_ms);
+    const signal = deadline.signal;
+    const state: Attempts = { count: 0, deadline };
     let waitedMs = 0;
     for (;;) {
       const exclude = new Set<string>();
@@ -253,7 +253,9 @@ export class Forwarder {
         // Not JSON: pass the scrubbed text as it is.
       }
     }
-    return { status: response.status, headers: clientResponseHeaders(response.headers), body };
+    const headers = clientResponseHeaders(response.headers);
+    delete headers['content-length']; // the scrubbed body may differ in length
+    return { status: response.status, headers, body };
   }
 
   /** Streams a successful upstream body to the client chunk by chunk; a mid-stream failure ends SSE in-band. */
@@ -274,12 +276,15 @@ export class Forwarder {
         done(response.status, signal.aborted ? 'client_gone' : 'upstream_failed');
         if (!sse || signal.aborted) throw err;
         yield encoder.encode(sseErrorEvent('The upstream stream failed before it completed.'));
+      } finally {
+        state.deadline.dispose();
       }
     }
     return { status: response.status, headers, body: pass(response.body) };
   }
 
   private finish(job: ForwardJob, state: Attempts, answer: ProxyResponse): ProxyResponse {
+    state.deadline.dispose();
     this.logDone(job, state, answer.status);
     return answer;
   }

@@ -29,7 +29,7 @@ const DROP_REQUEST = new Set([
   'x-amzn-trace-id',
 ]);
 
-/** Response headers never passed back: hop-by-hop and framing (the entry reframes the body). */
+/** Response headers never passed back: hop-by-hop framing and Google's own cookies and alt-svc. */
 const DROP_RESPONSE = new Set([
   'connection',
   'keep-alive',
@@ -39,7 +39,6 @@ const DROP_RESPONSE = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'content-length',
   'alt-svc',
   'set-cookie',
 ]);

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../adapters/config-loader.js';
-import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
+import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { MemoryKeyStateStore } from '../adapters/memory-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError, type ProxyConfig } from '../core/config.js';
@@ -37,7 +37,6 @@ async function writeResponse(res: http.ServerResponse, response: ProxyResponse):
     res.end(body);
     return;
   }
-  res.flushHeaders();
   for await (const chunk of body) {
     if (res.destroyed) break;
     if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -109,8 +108,10 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
 async function main(): Promise<void> {
   let logger: JsonLogger;
   let config: ProxyConfig;
+  const stdout = new CoalescingStdout();
+  process.on('exit', stdout.flush);
   try {
-    logger = new JsonLogger(parseLogLevel(process.env.LOG_LEVEL));
+    logger = new JsonLogger(parseLogLevel(process.env.LOG_LEVEL), stdout.write);
     config = loadConfig();
   } catch (err) {
     const message = err instanceof ConfigError || err instanceof Error ? err.message : String(err);

@@ -1,0 +1,9 @@
+/** Runs the fake Gemini in its own process for the benchmark; prints its URL as one JSON line. */
+import { startFakeGemini } from '../support/fake-gemini.js';
+
+const keys = (process.env.BENCH_KEYS ?? '').split(',').filter((k) => k !== '');
+const fake = await startFakeGemini({ keys, streamChunks: 5 });
+// The benchmark sends many requests: keep the recorded calls from growing without bound.
+setInterval(() => fake.calls.splice(0), 1000).unref();
+process.stdout.write(`${JSON.stringify({ url: fake.url, openAiBase: fake.openAiBase })}\n`);
+process.once('SIGTERM', () => void fake.close().then(() => process.exit(0)));
