@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: what the proxy adds to latency, time to first byte and throughput.
  *
- * Starts a fake Gemini and the real local proxy (`lambda/local/server.ts`, as `npm start` runs it), each
- * in its own process on 127.0.0.1, then measures the same requests sent directly to the fake and through
- * the proxy, interleaved round by round so that machine noise hits both alike. Prints one JSON line.
+ * Starts a fake Gemini, the real local proxy (`lambda/local/server.ts`, as `npm start` runs it) and a bare
+ * 30-line reverse proxy as a yardstick, each in its own process on 127.0.0.1. Sends the same requests
+ * directly, through the bare proxy and through ours, interleaved round by round so that machine noise hits
+ * all alike, and prints one JSON line: overheads over direct in ms (p50, p99, streaming time to first
+ * byte) at concurrency 1 and 32, and throughput at 32 relative to direct.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,10 +21,19 @@ const PER_ROUND_C32 = 1200;
 const KEYS = ['bench-key-0', 'bench-key-1', 'bench-key-2', 'bench-key-3'];
 const TOKEN = 'bench-client-token';
 const MODEL = 'gemini-2.5-flash';
+/** Gemini answers in hundreds of ms; throughput is also measured against an upstream this slow. */
+const UPSTREAM_MS = Number(process.env.BENCH_UPSTREAM_MS ?? 20);
+const SLOW_PER_ROUND = 320;
+type Mode = 'direct' | 'bare' | 'proxy';
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 
-async function startChild(script: string, env: Record<string, string>, ready: (line: string) => boolean) {
-  const child = spawn(TSX, [script], {
+async function startChild(
+  script: string,
+  env: Record<string, string>,
+  ready: (line: string) => boolean,
+  args: string[] = [],
+) {
+  const child = spawn(TSX, [script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -131,19 +142,26 @@ async function main(): Promise<void> {
     { CONFIG_PATH: configPath, LOG_LEVEL: 'info' },
     (l) => l.includes('"message":"listening"'),
   );
-  const proxyUrl = (JSON.parse(proxy.line) as { url: string }).url;
-  const children: ChildProcess[] = [fake.child, proxy.child];
+  const bare = await startChild('test/bench/bare-proxy.ts', {}, (l) => l.startsWith('{"url"'), [
+    openAiBase,
+    KEYS[0]!,
+  ]);
+  const children: ChildProcess[] = [fake.child, proxy.child, bare.child];
 
   try {
-    const direct: Target = {
-      port: Number(new URL(url).port),
-      path: '/v1beta/openai/chat/completions',
-      headers: { authorization: `Bearer ${KEYS[0]}` },
-    };
-    const proxied: Target = {
-      port: Number(new URL(proxyUrl).port),
-      path: '/v1/chat/completions',
-      headers: { authorization: `Bearer ${TOKEN}` },
+    const portOf = (line: string) => Number(new URL((JSON.parse(line) as { url: string }).url).port);
+    const targets: Record<Mode, Target> = {
+      direct: {
+        port: portOf(fake.line),
+        path: '/v1beta/openai/chat/completions',
+        headers: { authorization: `Bearer ${KEYS[0]}` },
+      },
+      bare: { port: portOf(bare.line), path: '/v1/chat/completions', headers: {} },
+      proxy: {
+        port: portOf(proxy.line),
+        path: '/v1/chat/completions',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      },
     };
     const plain = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] });
     const stream = JSON.stringify({
@@ -151,47 +169,64 @@ async function main(): Promise<void> {
       messages: [{ role: 'user', content: 'hi' }],
       stream: true,
     });
+    const slow = { 'x-fake-delay-ms': String(UPSTREAM_MS) };
 
-    const results: Record<string, Batch[]> = {};
-    const add = (name: string, b: Batch) => {
-      results[name] ??= [];
-      results[name].push(b);
+    const results = new Map<string, Batch[]>();
+    const run = async (
+      name: string,
+      agent: http.Agent,
+      target: Target,
+      body: string,
+      c: number,
+      n: number,
+    ) => {
+      const b = await batch(agent, target, body, c, n);
+      results.set(name, [...(results.get(name) ?? []), b]);
     };
+    const modes: Mode[] = ['direct', 'bare', 'proxy'];
     for (const concurrency of [1, 32]) {
       const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
       const n = concurrency === 1 ? PER_ROUND_C1 : PER_ROUND_C32;
-      // Warm up both paths (JIT, keep-alive sockets) before measuring.
-      await batch(agent, direct, plain, concurrency, n);
-      await batch(agent, proxied, plain, concurrency, n);
+      // Warm up every path (JIT, keep-alive sockets) before measuring.
+      for (const mode of modes) await batch(agent, targets[mode], plain, concurrency, n);
       for (let r = 0; r < ROUNDS; r++) {
-        const [first, second] = r % 2 === 0 ? ['direct', 'proxy'] : ['proxy', 'direct'];
-        for (const which of [first, second]) {
-          const target = which === 'direct' ? direct : proxied;
-          add(`${which}_plain_c${concurrency}`, await batch(agent, target, plain, concurrency, n));
-          add(`${which}_stream_c${concurrency}`, await batch(agent, target, stream, concurrency, n));
+        // Rotate the order each round so that drift in machine load hits every mode alike.
+        for (const mode of [...modes.slice(r % 3), ...modes.slice(0, r % 3)]) {
+          const t = targets[mode];
+          await run(`${mode}_plain_c${concurrency}`, agent, t, plain, concurrency, n);
+          await run(`${mode}_stream_c${concurrency}`, agent, t, stream, concurrency, n);
+          if (concurrency === 32) {
+            const delayed = { ...t, headers: { ...t.headers, ...slow } };
+            await run(`${mode}_slow_c32`, agent, delayed, plain, concurrency, SLOW_PER_ROUND);
+          }
         }
       }
       agent.destroy();
     }
 
-    const all = (name: string, pick: (b: Batch) => number[]) => (results[name] ?? []).flatMap(pick);
+    const all = (name: string, pick: (b: Batch) => number[]) => (results.get(name) ?? []).flatMap(pick);
     const rps = (name: string) => {
-      const bs = results[name] ?? [];
+      const bs = results.get(name) ?? [];
       return bs.reduce((s, b) => s + b.totals.length, 0) / (bs.reduce((s, b) => s + b.elapsedMs, 0) / 1000);
     };
     const out: Record<string, number | string> = { bench: 'proxy-overhead', rounds: ROUNDS };
-    for (const c of [1, 32]) {
-      const d = all(`direct_plain_c${c}`, (b) => b.totals);
-      const p = all(`proxy_plain_c${c}`, (b) => b.totals);
-      const dt = all(`direct_stream_c${c}`, (b) => b.ttfbs);
-      const pt = all(`proxy_stream_c${c}`, (b) => b.ttfbs);
-      out[`c${c}_direct_p50_ms`] = round(quantile(d, 0.5));
-      out[`c${c}_proxy_p50_ms`] = round(quantile(p, 0.5));
-      out[`c${c}_overhead_p50_ms`] = round(quantile(p, 0.5) - quantile(d, 0.5));
-      out[`c${c}_overhead_p99_ms`] = round(quantile(p, 0.99) - quantile(d, 0.99));
-      out[`c${c}_ttfb_direct_p50_ms`] = round(quantile(dt, 0.5));
-      out[`c${c}_ttfb_overhead_p50_ms`] = round(quantile(pt, 0.5) - quantile(dt, 0.5));
-      out[`c${c}_throughput_ratio`] = round(rps(`proxy_plain_c${c}`) / rps(`direct_plain_c${c}`));
+    for (const mode of ['proxy', 'bare'] as const) {
+      for (const c of [1, 32]) {
+        const d = all(`direct_plain_c${c}`, (b) => b.totals);
+        const p = all(`${mode}_plain_c${c}`, (b) => b.totals);
+        const dt = all(`direct_stream_c${c}`, (b) => b.ttfbs);
+        const pt = all(`${mode}_stream_c${c}`, (b) => b.ttfbs);
+        if (mode === 'proxy') out[`c${c}_direct_p50_ms`] = round(quantile(d, 0.5));
+        out[`${mode}_c${c}_overhead_p50_ms`] = round(quantile(p, 0.5) - quantile(d, 0.5));
+        out[`${mode}_c${c}_overhead_p99_ms`] = round(quantile(p, 0.99) - quantile(d, 0.99));
+        out[`${mode}_c${c}_ttfb_overhead_p50_ms`] = round(quantile(pt, 0.5) - quantile(dt, 0.5));
+      }
+      out[`${mode}_c32_throughput_ratio_zero_latency_upstream`] = round(
+        rps(`${mode}_plain_c32`) / rps('direct_plain_c32'),
+      );
+      out[`${mode}_c32_throughput_ratio_${UPSTREAM_MS}ms_upstream`] = round(
+        rps(`${mode}_slow_c32`) / rps('direct_slow_c32'),
+      );
     }
     process.stdout.write(`${JSON.stringify(out)}\n`);
   } finally {

@@ -37,6 +37,7 @@ export interface FakeGeminiOptions {
   keys: string[];
   streamChunks?: number;
   streamChunkDelayMs?: number;
+  /** Delay before answering; a request header `x-fake-delay-ms` overrides it per request. */
   responseDelayMs?: number;
 }
 export interface FakeGemini {
@@ -230,7 +231,8 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       res.end();
     };
 
-    if (options.responseDelayMs) await sleep(options.responseDelayMs);
+    const delayMs = Number(req.headers['x-fake-delay-ms'] ?? options.responseDelayMs ?? 0);
+    if (delayMs > 0) await sleep(delayMs);
     if (res.destroyed) return;
 
     // 1. Credential.
