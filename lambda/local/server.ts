@@ -95,9 +95,12 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     server,
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go as soon as their in-flight request is answered; stragglers at graceMs.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await proxy.settle();
       if (upstream instanceof NodeUpstreamClient) upstream.close();

@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
+
+const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
+const KEY = 'fake-key-cli-000001';
+const TOKEN = 'cli-client-token';
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly output: string[];
+}
+
+/** Runs `lambda/local/server.ts` as `npm start` does, in a directory of its own. */
+function run(env: Record<string, string>, cwd: string): ChildProcess {
+  return spawn(TSX, [join(process.cwd(), 'lambda/local/server.ts')], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+async function start(env: Record<string, string>, cwd: string): Promise<Started> {
+  const child = run(env, cwd);
+  const output: string[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    output.push(line);
+    const parsed = JSON.parse(line) as { message: string; url?: string };
+    if (parsed.message === 'listening') {
+      lines.on('line', (l) => output.push(l));
+      return { child, url: parsed.url!, output };
+    }
+  }
+  throw new Error('server exited before listening');
+}
+
+async function failure(
+  env: Record<string, string>,
+  cwd: string,
+): Promise<{ code: number | null; stderr: string }> {
+  const child = run(env, cwd);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stderr };
+}
+
+describe('E2E: npm start (lambda/local/server.ts)', () => {
+  let fake: FakeGemini;
+  let dir: string;
+
+  beforeAll(async () => {
+    fake = await startFakeGemini({ keys: [KEY] });
+    dir = mkdtempSync(join(tmpdir(), 'gp-cli-'));
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  it('serves with CLIENT_TOKENS and PORT from env, then shuts down gracefully on SIGTERM', async () => {
+    // Prepare: a config file only to point the group at the fake; keys and token come from env
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      `groups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n`,
+    );
+    fake.options.streamChunkDelayMs = 100;
+    const server = await start({ CLIENT_TOKENS: TOKEN, PORT: '0' }, dir);
+
+    // Act: start a slow stream, then ask the server to stop while it is in flight
+    const res = await fetch(`${server.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'gemini-2.5-flash',
+        messages: [{ role: 'user', content: 'x' }],
+        stream: true,
+      }),
+    });
+    const stopAsked = Date.now();
+    server.child.kill('SIGTERM');
+    const text = await res.text();
+    const [code] = (await once(server.child, 'exit')) as [number | null];
+
+    // Assess: the in-flight stream completed, the process exited cleanly and promptly, nothing secret was logged
+    expect(res.status).toBe(200);
+    expect(Date.now() - stopAsked).toBeLessThan(3000);
+    expect(text).toContain('data: [DONE]');
+    expect(code).toBe(0);
+    const logs = server.output.join('\n');
+    expect(logs).toContain('"message":"shutting down"');
+    expect(logs).not.toContain(KEY);
+    expect(logs).not.toContain(TOKEN);
+  });
+
+  it('refuses to start on an invalid config, naming the field and not the key', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'gp-cli-bad-'));
+    writeFileSync(
+      join(bad, 'config.yaml'),
+      `client_tokens: [${TOKEN}]\ngroups:\n  - name: a\n    api_keys: [${KEY}]\n  - name: b\n    api_keys: []\n`,
+    );
+    const { code, stderr } = await failure({}, bad);
+    expect(code).toBe(1);
+    expect(stderr).toContain('groups[1].api_keys: expected at least 1 item');
+    expect(stderr).not.toContain(KEY);
+    expect(stderr).not.toContain(TOKEN);
+  });
+
+  it('refuses to run without client tokens on a non-loopback host', async () => {
+    const open = mkdtempSync(join(tmpdir(), 'gp-cli-open-'));
+    writeFileSync(
+      join(open, 'config.yaml'),
+      'server: { allow_unauthenticated: true }\ngroups: [{ name: a, api_keys: [k] }]\n',
+    );
+    const { code, stderr } = await failure({ HOST: '0.0.0.0' }, open);
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      'server.allow_unauthenticated: only allowed when server.host is a loopback address',
+    );
+  });
+
+  it('explains how to configure when nothing is configured', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'gp-cli-empty-'));
+    const { code, stderr } = await failure({}, empty);
+    expect(code).toBe(1);
+    expect(stderr).toContain('GEMINI_API_KEYS');
+  });
+});
