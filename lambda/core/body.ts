@@ -30,13 +30,16 @@ export async function readBody(
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
-/** Reads up to `limit` bytes of a body as text (for upstream error bodies), dropping the rest. */
-export async function readText(body: BodyStream, limit = 1024 * 1024): Promise<string> {
+/**
+ * Reads a body as text (for upstream error bodies, which are small). Returns undefined when it is larger
+ * than `limit`: a cut-off body could end in part of a key that no scrubber would recognise.
+ */
+export async function readText(body: BodyStream, limit = 1024 * 1024): Promise<string | undefined> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of body) {
-    if (size < limit) chunks.push(chunk);
     size += chunk.byteLength;
+    if (size <= limit) chunks.push(chunk);
   }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+  return size > limit ? undefined : Buffer.concat(chunks).toString('utf8');
 }

@@ -22,6 +22,10 @@ const groupSchema = z.strictObject({
   target_url: httpUrl.default(DEFAULT_TARGET_URL).transform((u) => (u.endsWith('/') ? u : `${u}/`)),
   /** Models routed to this group first; other models go to every group in order. */
   models: z.array(z.string().min(1)).optional(),
+  proxy_url: z
+    .unknown()
+    .refine((v) => v === undefined, 'outbound proxies are not supported yet; remove this field')
+    .optional(),
 });
 
 const serverSchema = z.strictObject({

@@ -77,10 +77,20 @@ export class Forwarder {
   }
 
   async forward(job: ForwardJob): Promise<ProxyResponse> {
-    const { config, now } = this.deps;
-    const deadline = new RequestDeadline(job.request.signal, config.upstream.request_timeout_ms);
-    const signal = deadline.signal;
+    const deadline = new RequestDeadline(job.request.signal, this.deps.config.upstream.request_timeout_ms);
     const state: Attempts = { count: 0, deadline };
+    try {
+      return await this.attempt(job, state);
+    } catch (err) {
+      deadline.dispose();
+      throw err;
+    }
+  }
+
+  /** Tries groups and keys until one answers, the attempts run out, or every key is cooling. */
+  private async attempt(job: ForwardJob, state: Attempts): Promise<ProxyResponse> {
+    const { config, now } = this.deps;
+    const signal = state.deadline.signal;
     let waitedMs = 0;
     for (;;) {
       const exclude = new Set<string>();
@@ -156,7 +166,7 @@ export class Forwarder {
           return { answer: this.relay(job, state, response, signal) };
         }
         const text = await readText(response.body);
-        outcome = classifyUpstreamResponse(response.status, text);
+        outcome = classifyUpstreamResponse(response.status, text ?? '');
         answer = this.errorAnswer(job, response, text);
       } catch (err) {
         if (signal.aborted) return { answer: this.finish(job, state, cancelled(job)) };
@@ -243,7 +253,10 @@ export class Forwarder {
   }
 
   /** An upstream error body, scrubbed of key material; array-wrapped errors unwrapped for OpenAI clients. */
-  private errorAnswer(job: ForwardJob, response: UpstreamResponse, text: string): ProxyResponse {
+  private errorAnswer(job: ForwardJob, response: UpstreamResponse, text: string | undefined): ProxyResponse {
+    if (text === undefined) {
+      return openAiError(response.status, 'Gemini answered with an oversized error body.', 'upstream_error');
+    }
     let body = this.deps.scrubber.scrub(text);
     if (job.target.kind === 'openai' && body.trimStart().startsWith('[')) {
       try {
@@ -253,12 +266,18 @@ export class Forwarder {
         // Not JSON: pass the scrubbed text as it is.
       }
     }
-    const headers = clientResponseHeaders(response.headers);
-    delete headers['content-length']; // the scrubbed body may differ in length
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(clientResponseHeaders(response.headers))) {
+      // The scrubbed body may differ in length; Node frames it anew.
+      if (name !== 'content-length') headers[name] = this.deps.scrubber.scrub(value);
+    }
     return { status: response.status, headers, body };
   }
 
-  /** Streams a successful upstream body to the client chunk by chunk; a mid-stream failure ends SSE in-band. */
+  /**
+   * Streams a successful upstream body to the client chunk by chunk. A failure midway (upstream error or
+   * the request deadline) ends an SSE stream with an in-band error event; a client that left gets nothing.
+   */
   private relay(
     job: ForwardJob,
     state: Attempts,
@@ -267,17 +286,28 @@ export class Forwarder {
   ): ProxyResponse {
     const headers = clientResponseHeaders(response.headers);
     const sse = /^text\/event-stream/i.test(headerValue(response.headers, 'content-type') ?? '');
-    const done = (status: number, streamError?: string) => this.logDone(job, state, status, streamError);
+    const clientSignal = job.request.signal;
+    const done = (streamError?: string) => this.logDone(job, state, response.status, streamError);
     async function* pass(body: BodyStream): AsyncGenerator<Uint8Array> {
+      let outcome: string | undefined = 'client_gone';
       try {
         for await (const chunk of body) yield chunk;
-        done(response.status);
+        outcome = undefined;
       } catch (err) {
-        done(response.status, signal.aborted ? 'client_gone' : 'upstream_failed');
-        if (!sse || signal.aborted) throw err;
-        yield encoder.encode(sseErrorEvent('The upstream stream failed before it completed.'));
+        if (clientSignal.aborted) throw err;
+        outcome = signal.aborted ? 'deadline' : 'upstream_failed';
+        if (!sse) throw err;
+        const message =
+          outcome === 'deadline'
+            ? 'The stream was cut off at the proxy request deadline.'
+            : 'The upstream stream failed before it completed.';
+        yield encoder.encode(
+          sseErrorEvent(message, outcome === 'deadline' ? 'deadline_exceeded' : undefined),
+        );
       } finally {
+        // Also reached when the consumer stops early (client gone): then outcome is still 'client_gone'.
         state.deadline.dispose();
+        done(outcome);
       }
     }
     return { status: response.status, headers, body: pass(response.body) };

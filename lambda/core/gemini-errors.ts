@@ -32,9 +32,11 @@ const DEAD_REASONS = new Set([
   'API_KEY_SERVICE_BLOCKED',
   'SERVICE_DISABLED',
 ]);
-const DEAD_400_MESSAGE = /api key not valid|api key not found|api key expired/i;
-const LEAKED_MESSAGE = /reported as leaked/i;
-const SUSPENDED_MESSAGE = /has been suspended/i;
+// Message-only matches are anchored and used only when Gemini sent no details: 400 messages echo the
+// client's own values, so "…'temperature' "API key not valid"" must not kill a key.
+const DEAD_400_MESSAGE = /^API key (not valid|not found|expired)\b/i;
+const LEAKED_MESSAGE = /^Your API key was reported as leaked\b/i;
+const SUSPENDED_MESSAGE = /^Permission denied: Consumer '[^']*' has been suspended\.?$/i;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -94,6 +96,7 @@ export function classifyUpstreamResponse(status: number, bodyText: string): Upst
   if (error !== undefined && (status === 400 || status === 403)) {
     const dead = errorReasons(error).find((r) => DEAD_REASONS.has(r));
     if (dead !== undefined) return { kind: 'dead_key', reason: dead };
+    if (error.details.length > 0) return { kind: 'client_error' };
     if (status === 400 && DEAD_400_MESSAGE.test(error.message))
       return { kind: 'dead_key', reason: 'API_KEY_INVALID' };
     if (status === 403 && LEAKED_MESSAGE.test(error.message)) return { kind: 'dead_key', reason: 'LEAKED' };

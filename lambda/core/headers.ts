@@ -45,11 +45,14 @@ const DROP_RESPONSE = new Set([
 
 function copy(headers: Headers, drop: ReadonlySet<string>): Record<string, string> {
   const out: Record<string, string> = {};
+  // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
+  const connection = headerValue(headers, 'connection');
+  const listed = connection === undefined ? undefined : new Set(connection.toLowerCase().split(/\s*,\s*/));
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (drop.has(lower)) continue;
+    if (drop.has(lower) || listed?.has(lower)) continue;
     out[lower] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;

@@ -76,10 +76,9 @@ export class GeminiProxy {
   /** Answers one request. Never throws: every failure becomes an OpenAI-shaped error response. */
   async handle(request: ProxyRequest): Promise<ProxyResponse> {
     const started = this.now();
-    const route = matchRoute(request.method, request.path);
     let response: ProxyResponse;
     try {
-      response = await this.route(request, route, started);
+      response = await this.route(request, matchRoute(request.method, request.path), started);
     } catch (err) {
       this.logger.error('request failed', {
         requestId: request.requestId,
@@ -128,6 +127,15 @@ export class GeminiProxy {
     try {
       body = await readBody(request.body, this.config.server.max_body_bytes);
     } catch (err) {
+      if (request.signal.aborted) {
+        this.logRefusal(request, 499, started);
+        return openAiError(
+          499,
+          'The client went away while sending the request.',
+          'invalid_request_error',
+          'cancelled',
+        );
+      }
       if (!(err instanceof BodyTooLargeError)) throw err;
       this.logRefusal(request, 413, started);
       return openAiError(

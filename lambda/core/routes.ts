@@ -9,18 +9,24 @@ export type Route =
   | { readonly kind: 'native'; readonly model: string }
   | { readonly kind: 'not_found' };
 
-/** Dot segments (plain or percent-encoded) could climb out of the target's path. */
-const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
+/**
+ * Dot segments (plain or percent-encoded) and backslashes (URL parsers treat `\` as `/`) could climb out
+ * of the target's path and carry a key to another path on that host.
+ */
+const DOT_SEGMENT = /(^|[/\\])(\.|%2e){1,2}([/\\]|$)/i;
+const BACKSLASH = /\\|%5c/i;
 
 export function matchRoute(method: string, path: string): Route {
   if (path === '/health' && (method === 'GET' || method === 'HEAD')) return { kind: 'health' };
   if (path === '/health/detailed' && (method === 'GET' || method === 'HEAD'))
     return { kind: 'health_detailed' };
-  if (DOT_SEGMENT.test(path) || path.includes('//')) return { kind: 'not_found' };
+  if (DOT_SEGMENT.test(path) || BACKSLASH.test(path) || path.includes('//')) return { kind: 'not_found' };
   if (path.startsWith('/v1/') && path.length > 4) return { kind: 'openai', rest: path.slice(4) };
   if (path.startsWith('/v1beta/') && path.length > 8) {
     const m = /^\/v1beta\/models\/([^/:]+)/.exec(path);
-    return { kind: 'native', model: m?.[1] === undefined ? '' : decodeURIComponent(m[1]) };
+    if (m?.[1] === undefined) return { kind: 'native', model: '' };
+    const model = safeDecode(m[1]);
+    return model === undefined ? { kind: 'not_found' } : { kind: 'native', model };
   }
   return { kind: 'not_found' };
 }
@@ -30,11 +36,32 @@ export function normalizeModel(model: string): string {
   return model.startsWith('models/') ? model.slice(7) : model;
 }
 
-/** Removes the client's `key` parameter (its proxy token) from a raw query string. */
+function safeDecode(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the client's `key` parameter (its proxy token) from a raw query string, however its name is
+ * encoded (`key`, `%6Bey`, …), keeping the other parameters byte for byte.
+ */
 export function stripKeyParam(query: string): { query: string; key: string | undefined } {
-  if (query === '' || !/(^|&)key=/.test(query)) return { query, key: undefined };
-  const params = new URLSearchParams(query);
-  const key = params.get('key') ?? undefined;
-  params.delete('key');
-  return { query: params.toString(), key };
+  if (query === '') return { query, key: undefined };
+  let key: string | undefined;
+  const parts = query.split('&');
+  const kept: string[] = [];
+  for (const part of parts) {
+    const eq = part.indexOf('=');
+    const name = eq === -1 ? part : part.slice(0, eq);
+    // A name that doesn't decode can't be "key"; keep it (and forward it) as it is.
+    if (name.length <= 9 && safeDecode(name) === 'key') {
+      key ??= safeDecode(eq === -1 ? '' : part.slice(eq + 1));
+      continue;
+    }
+    kept.push(part);
+  }
+  return kept.length === parts.length ? { query, key } : { query: kept.join('&'), key };
 }

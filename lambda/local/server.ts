@@ -29,6 +29,19 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Resolves when the response can take more data or has closed; leaves no listener behind. */
+function drainOrClose(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 /** Writes a core response to a node:http response, honouring backpressure; never buffers a stream. */
 async function writeResponse(res: http.ServerResponse, response: ProxyResponse): Promise<void> {
   res.writeHead(response.status, response.headers);
@@ -39,7 +52,7 @@ async function writeResponse(res: http.ServerResponse, response: ProxyResponse):
   }
   for await (const chunk of body) {
     if (res.destroyed) break;
-    if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+    if (!res.write(chunk)) await drainOrClose(res);
   }
   res.end();
 }

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   chatBody,
@@ -11,25 +11,23 @@ import {
   TOKEN,
 } from '../support/harness.js';
 
-/** Sends a raw request (chunked, optional lying content-length) and resolves status + body. */
-function rawRequest(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  chunks: Buffer[],
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method: 'POST', headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+/**
+ * Sends bytes over a plain TCP socket and returns whatever the server answered before closing or going
+ * quiet: the way to send what fetch refuses to (hop-by-hop headers, raw paths, bodies that never end).
+ */
+function rawExchange(url: string, head: string, body: Buffer[] = []): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1', () => {
+      socket.write(head);
+      for (const b of body) socket.write(b);
     });
-    req.on('error', reject);
-    for (const c of chunks) req.write(c);
-    req.end();
+    let data = '';
+    socket.on('data', (d) => {
+      data += d.toString();
+    });
+    socket.on('error', () => resolve(data));
+    socket.on('close', () => resolve(data));
+    setTimeout(() => socket.destroy(), 1500);
   });
 }
 
@@ -105,19 +103,56 @@ describe('Integration: HTTP surface of the local server', () => {
   });
 
   it('answers an oversize chunked body (no Content-Length) with 413 and keeps serving', async () => {
-    const chunk = Buffer.alloc(16 * 1024, 'a');
-    const res = await rawRequest(
-      h.url,
-      '/v1/chat/completions',
-      { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      [chunk, chunk, chunk, chunk, chunk],
-    ).catch(() => ({ status: 413, body: 'connection closed after the 413' }));
-    expect(res.status).toBe(413);
+    // Prepare: 100 KiB in one chunk against a 64 KiB limit; no Content-Length to trust
+    const big = Buffer.alloc(100 * 1024, 'a');
+    const head =
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\n` +
+      'content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
+
+    // Act
+    const answer = await rawExchange(h.url, head, [
+      Buffer.from(`${big.length.toString(16)}\r\n`),
+      big,
+      Buffer.from('\r\n0\r\n\r\n'),
+    ]);
+
+    // Assess
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('"code":"request_too_large"');
     expect(h.fake.calls).toHaveLength(0);
     await stillServes();
   });
 
-  it('never forwards the client credential, hop-by-hop headers or accept-encoding; returns x-request-id', async () => {
+  it('answers a path that could escape the target (backslashes, bad escapes) with 404, calling nobody', async () => {
+    for (const path of ['/v1/..\\..\\secret-path', '/v1beta/models/%E0%A4%A:generateContent']) {
+      const answer = await rawExchange(
+        h.url,
+        `GET ${path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nconnection: close\r\n\r\n`,
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer).toContain('x-request-id: ');
+    }
+    expect(h.fake.calls).toHaveLength(0);
+  });
+
+  it('drops hop-by-hop headers, including those named in Connection', async () => {
+    const body = chatBody();
+    const answer = await rawExchange(
+      h.url,
+      'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n' +
+        `authorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n` +
+        'connection: close, x-hop\r\nx-hop: 1\r\nkeep-alive: timeout=5\r\nte: trailers\r\nx-end-to-end: kept\r\n\r\n' +
+        body,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    const headers = h.fake.calls[0]?.headers ?? {};
+    expect(headers['x-hop']).toBeUndefined();
+    expect(headers['keep-alive']).toBeUndefined();
+    expect(headers.te).toBeUndefined();
+    expect(headers['x-end-to-end']).toBe('kept');
+  });
+
+  it('never forwards the client credential or accept-encoding; returns x-request-id', async () => {
     const res = await postChat(h, chatBody(), {
       'accept-encoding': 'gzip, br',
       'x-goog-api-key': TOKEN,
@@ -236,5 +271,50 @@ describe('Integration: HTTP surface of the local server', () => {
     // Assess: the abandoned call is aborted upstream long before the first-byte timeout
     await vi.waitFor(() => expect(h.fake.aborted).toBeGreaterThanOrEqual(1), { timeout: 1000 });
     expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('ends a stream cut off by the request deadline with an SSE error event', async () => {
+    // Prepare: a proxy whose deadline (300 ms) is shorter than the stream (5 chunks, 150 ms apart)
+    const t = await startHarness({ config: { upstream: { request_timeout_ms: 300 } } });
+    try {
+      t.fake.options.streamChunkDelayMs = 150;
+
+      // Act
+      const res = await postChat(t, chatBody(MODEL, { stream: true }));
+      const text = await res.text();
+
+      // Assess
+      expect(res.status).toBe(200);
+      const events = text.split('\n\n').filter((e) => e.startsWith('data: '));
+      const last = JSON.parse(events[events.length - 1]!.slice(6)) as { error: { code: string } };
+      expect(last.error.code).toBe('deadline_exceeded');
+      expect(t.logs.join('')).toContain('"streamError":"deadline"');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('relays a large body to a slow reader without piling up listeners', async () => {
+    // Prepare: an 8 MiB upstream answer and a client that reads in small sips
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    h.fake.respondNext('*', { status: 200, body: { data: 'x'.repeat(8 * 1024 * 1024) } });
+
+    // Act
+    const res = await postChat(h, chatBody());
+    const reader = res.body!.getReader();
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    process.off('warning', onWarning);
+
+    // Assess
+    expect(size).toBeGreaterThan(8 * 1024 * 1024);
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
   });
 });

@@ -201,6 +201,30 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     expect(await keyHealth(h, used)).toMatchObject({ status: 'active', cooling: {} });
   });
 
+  it('does not let a client kill keys with a 400 that echoes key-error wording', async () => {
+    // Prepare: Gemini echoes the client's bad value in its message, with no details
+    for (let i = 0; i < 4; i++) {
+      h.fake.respondNext('*', {
+        status: 400,
+        body: {
+          error: {
+            code: 400,
+            message: `Invalid value at 'generation_config.temperature' (TYPE_FLOAT), "API key not valid"`,
+            status: 'INVALID_ARGUMENT',
+          },
+        },
+      });
+    }
+
+    // Act
+    const res = await postChat(h, chatBody(model, { temperature: 'API key not valid' }));
+
+    // Assess
+    expect(res.status).toBe(400);
+    expect(h.fake.calls).toHaveLength(1);
+    expect((await health(h)).every((k) => k.status === 'active')).toBe(true);
+  });
+
   it('unwraps an array-wrapped error for OpenAI clients', async () => {
     h.fake.respondNext('*', {
       status: 404,

@@ -76,6 +76,18 @@ describe('Function: parseConfig', () => {
     expect(err.message).not.toContain(SECRET);
   });
 
+  it('says plainly that proxy_url is not supported yet', () => {
+    const err = errorOf(() =>
+      parseConfig({
+        client_tokens: ['t'],
+        groups: [{ name: 'a', api_keys: ['k'], proxy_url: 'socks5://h:1' }],
+      }),
+    );
+    expect(err.message).toContain(
+      'groups[0].proxy_url: outbound proxies are not supported yet; remove this field',
+    );
+  });
+
   it('rejects duplicate group names', () => {
     const err = errorOf(() =>
       parseConfig({

@@ -161,6 +161,35 @@ describe('Function: classifyUpstreamResponse', () => {
       plain(403, 'PERMISSION_DENIED', 'You do not have access to this model.'),
       { kind: 'client_error' },
     ],
+    [
+      'a 400 echoing "API key not valid" from the client’s own input is the client’s',
+      400,
+      plain(
+        400,
+        'INVALID_ARGUMENT',
+        `Invalid value at 'generation_config.temperature' (TYPE_FLOAT), "API key not valid"`,
+      ),
+      { kind: 'client_error' },
+    ],
+    [
+      'a 400 with BadRequest details and key wording is the client’s',
+      400,
+      JSON.stringify({
+        error: {
+          code: 400,
+          message: 'API key not valid',
+          status: 'INVALID_ARGUMENT',
+          details: [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [] }],
+        },
+      }),
+      { kind: 'client_error' },
+    ],
+    [
+      'a 403 echoing "reported as leaked" mid-message is the client’s',
+      403,
+      plain(403, 'PERMISSION_DENIED', 'Cannot use file "Your API key was reported as leaked"'),
+      { kind: 'client_error' },
+    ],
     ['404 is the client’s', 404, plain(404, 'NOT_FOUND', 'model not found'), { kind: 'client_error' }],
     ['413 is the client’s', 413, '', { kind: 'client_error' }],
     ['500 is transient', 500, plain(500, 'INTERNAL', 'Internal error'), { kind: 'transient' }],

@@ -26,6 +26,14 @@ describe('Function: matchRoute', () => {
     ['GET', '/v1/../admin', { kind: 'not_found' }],
     ['GET', '/v1/%2e%2e/admin', { kind: 'not_found' }],
     ['GET', '/v1//x', { kind: 'not_found' }],
+    ['GET', '/v1/..\\..\\secret', { kind: 'not_found' }],
+    ['GET', '/v1/a%5c..%5csecret', { kind: 'not_found' }],
+    ['POST', '/v1beta/models/%E0%A4%A:generateContent', { kind: 'not_found' }],
+    [
+      'POST',
+      '/v1beta/models/models%2Fgemini-2.5-flash:generateContent',
+      { kind: 'native', model: 'models/gemini-2.5-flash' },
+    ],
   ])('%s %s', (method, path, expected) => {
     expect(matchRoute(method, path)).toEqual(expected);
   });
@@ -37,6 +45,12 @@ describe('Function: stripKeyParam', () => {
     expect(stripKeyParam('key=tok')).toEqual({ query: '', key: 'tok' });
     expect(stripKeyParam('alt=sse')).toEqual({ query: 'alt=sse', key: undefined });
     expect(stripKeyParam('monkey=1')).toEqual({ query: 'monkey=1', key: undefined });
+  });
+
+  it('finds a percent-encoded key name and leaves the other parameters byte for byte', () => {
+    expect(stripKeyParam('%6Bey=tok&$fields=a%20b')).toEqual({ query: '$fields=a%20b', key: 'tok' });
+    expect(stripKeyParam('alt=sse&k%65y=tok%2B1')).toEqual({ query: 'alt=sse', key: 'tok+1' });
+    expect(stripKeyParam('bad=%E0%A4%A&x=1')).toEqual({ query: 'bad=%E0%A4%A&x=1', key: undefined });
   });
 });
 
