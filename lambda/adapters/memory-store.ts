@@ -1,12 +1,14 @@
-import {
-  type AcquireRequest,
-  type Acquisition,
-  type Cooldown,
-  type KeyStateStore,
-  type KeyStateUpdate,
-  type KeyView,
-  pickKey,
+import type {
+  AcquireRequest,
+  Acquisition,
+  Cooldown,
+  KeyStateStore,
+  KeyStateUpdate,
+  KeyView,
 } from '../core/key-state.js';
+import { pickKey } from '../core/key-state.js';
+import { pacificDay } from '../core/pacific-time.js';
+import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict, type WindowCounts } from '../core/quota.js';
 
 interface MutableKey {
   keyId: string;
@@ -15,26 +17,67 @@ interface MutableKey {
   cooldowns: Record<string, Cooldown>;
 }
 
+/** The soonest of two optional instants, and which of them it was. */
+export function soonest<T extends string>(
+  a: { at: number | undefined; cause: T },
+  b: { at: number | undefined; cause: T },
+): { at: number | undefined; cause: T | 'none' } {
+  if (a.at === undefined) return b.at === undefined ? { at: undefined, cause: 'none' } : b;
+  if (b.at === undefined) return a;
+  return a.at <= b.at ? a : b;
+}
+
 /**
- * Key state held in this process: the default for local use, and the fallback a shared store can
- * lean on. Follows the same rules as the shared store: cooldowns only extend, invalid keys are not
- * revived by a success, and disabled keys stay disabled.
+ * Key state held in this process: the default for local use, and the fallback the shared store leans
+ * on when DynamoDB is unreachable. Follows the shared store's rules: cooldowns only extend, invalid keys
+ * are not revived by a success, a disabled key stays disabled until the operator lifts it.
  */
 export class MemoryKeyStateStore implements KeyStateStore {
   private readonly keys = new Map<string, MutableKey>();
   private readonly cursors = new Map<string, number>();
+  private readonly budgets = new Map<string, WindowCounts>();
+  private readonly clients = new Map<string, { minute: number; count: number }>();
 
   async acquire(request: AcquireRequest): Promise<Acquisition> {
-    const views = request.keyIds.map((id) => this.key(id));
-    const start = this.cursors.get(request.group) ?? 0;
-    const picked = pickKey(views, start, request.model, request.now, request.exclude);
-    if ('retryAt' in picked) return { kind: 'unavailable', retryAt: picked.retryAt };
-    this.cursors.set(request.group, (picked.index + 1) % views.length);
+    const { group, model, now, limits } = request;
+    if (request.client !== undefined) {
+      const minute = minuteIndex(now);
+      const current = this.clients.get(request.client.clientId);
+      const count = current?.minute === minute ? current.count : 0;
+      if (count >= request.client.rpm) return { kind: 'client_limited', retryAt: (minute + 1) * MINUTE_MS };
+      this.clients.set(request.client.clientId, { minute, count: count + 1 });
+    }
+    const views = request.keys.map((k) => this.key(group, k.keyId));
+    let skip = request.exclude;
+    let quotaRetryAt: number | undefined;
+    if (hasLimits(limits)) {
+      const blocked = new Set(request.exclude);
+      for (const k of request.keys) {
+        const verdict = quotaVerdict(
+          limits,
+          this.budgets.get(`${group}\u0000${k.budget}\u0000${model}`),
+          now,
+        );
+        if (!verdict.ok) {
+          blocked.add(k.keyId);
+          quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, verdict.retryAt);
+        }
+      }
+      skip = blocked;
+    }
+    const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip);
+    if ('retryAt' in picked) {
+      const next = soonest({ at: picked.retryAt, cause: 'cooling' }, { at: quotaRetryAt, cause: 'quota' });
+      return { kind: 'unavailable', retryAt: next.at, cause: next.cause };
+    }
+    this.cursors.set(group, (picked.index + 1) % views.length);
+    if (hasLimits(limits))
+      this.count(`${group}\u0000${request.keys[picked.index]!.budget}\u0000${model}`, now);
     return { kind: 'key', keyId: picked.keyId };
   }
 
   async record(update: KeyStateUpdate): Promise<void> {
-    const key = this.key(update.keyId);
+    const key = this.key(update.group, update.keyId);
     switch (update.kind) {
       case 'success':
         return;
@@ -50,21 +93,46 @@ export class MemoryKeyStateStore implements KeyStateStore {
           key.reason = update.reason;
         }
         return;
+      case 'operator':
+        if (update.status === 'disabled') {
+          key.status = 'disabled';
+          key.reason = 'operator';
+        } else if (key.status === 'disabled') {
+          key.status = 'active';
+          key.reason = undefined;
+        }
+        return;
     }
   }
 
-  async describe(keyIds: readonly string[]): Promise<KeyView[]> {
+  async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
     return keyIds.map((id) => {
-      const k = this.key(id);
+      const k = this.key(group, id);
       return { keyId: k.keyId, status: k.status, reason: k.reason, cooldowns: { ...k.cooldowns } };
     });
   }
 
-  private key(keyId: string): MutableKey {
-    let key = this.keys.get(keyId);
+  async flush(): Promise<void> {}
+
+  private count(budgetKey: string, now: number): void {
+    const day = pacificDay(now);
+    const minute = minuteIndex(now);
+    const c = this.budgets.get(budgetKey);
+    const sameDay = c?.day === day;
+    this.budgets.set(budgetKey, {
+      day,
+      dayCount: (sameDay ? c.dayCount : 0) + 1,
+      minute,
+      minuteCount: (sameDay && c.minute === minute ? c.minuteCount : 0) + 1,
+    });
+  }
+
+  private key(group: string, keyId: string): MutableKey {
+    const id = `${group}\u0000${keyId}`;
+    let key = this.keys.get(id);
     if (key === undefined) {
       key = { keyId, status: 'active', cooldowns: {} };
-      this.keys.set(keyId, key);
+      this.keys.set(id, key);
     }
     return key;
   }

@@ -13,11 +13,26 @@ const httpUrl = z
 const positiveMs = z.number().int('expected an integer').positive('expected a positive number');
 const nonNegativeMs = z.number().int('expected an integer').nonnegative('expected 0 or more');
 
+const nonEmptyKey = z.string().trim().min(1, 'expected a non-empty key');
+
+/** A key is a string, or `{ key, project }`: keys of one Google Cloud project share its quota. */
+const apiKeySchema = z.union(
+  [nonEmptyKey, z.strictObject({ key: nonEmptyKey, project: z.string().min(1, 'expected a project id') })],
+  'expected a key, or { key, project }',
+);
+
+const limitsSchema = z.strictObject({
+  /** Requests per minute per key (or per project) per model. */
+  rpm: z.number().int('expected an integer').positive('expected a positive number').optional(),
+  /** Requests per Pacific day per key (or per project) per model. */
+  rpd: z.number().int('expected an integer').positive('expected a positive number').optional(),
+});
+
 const groupSchema = z.strictObject({
   name: z.string().min(1, 'expected a non-empty name'),
-  api_keys: z
-    .array(z.string().trim().min(1, 'expected a non-empty key'), 'expected a list of keys')
-    .min(1, 'expected at least 1 item'),
+  api_keys: z.array(apiKeySchema, 'expected a list of keys').min(1, 'expected at least 1 item'),
+  /** Proactive quota: claimed before calling Gemini, shared by every instance with a shared store. */
+  limits: limitsSchema.optional(),
   /** OpenAI-compatible base; `/v1/<rest>` is forwarded to `<target_url><rest>`. */
   target_url: httpUrl.default(DEFAULT_TARGET_URL).transform((u) => (u.endsWith('/') ? u : `${u}/`)),
   /** Models routed to this group first; other models go to every group in order. */
@@ -65,13 +80,40 @@ const policySchema = z.strictObject({
 });
 
 const stateSchema = z.strictObject({
-  store: z.literal('memory', 'expected "memory"').default('memory'),
+  store: z.enum(['memory', 'dynamodb'], 'expected "memory" or "dynamodb"').default('memory'),
+  /** DynamoDB table (store: dynamodb). */
+  table: z.string().min(3).default('gemini-proxy-state'),
+  /** DynamoDB endpoint for local engines; AWS's regional endpoint when absent. */
+  endpoint: httpUrl.optional(),
+  region: z.string().min(1).optional(),
+  /** Create the table at start-up if it does not exist (local engines). */
+  create_table: z.boolean().default(false),
+  /** How long an instance trusts what it read of key state before reading again. */
+  cache_ms: nonNegativeMs.default(1000),
+  /** Shards of each group's rotation counter: each takes at most 1/shards of the writes. */
+  rotation_shards: z.number().int().min(1).max(100).default(4),
+  /** Bound on any one DynamoDB call; past it the instance falls back to local state. */
+  timeout_ms: positiveMs.default(250),
+  /** After a DynamoDB failure, how long to serve from local state before trying DynamoDB again. */
+  retry_after_ms: positiveMs.default(5000),
 });
+
+const clientTokenSchema = z.union(
+  [
+    z.string().min(1, 'expected a non-empty token'),
+    z.strictObject({
+      token: z.string().min(1, 'expected a non-empty token'),
+      /** Requests per minute this client may make, across every instance. */
+      rpm: z.number().int('expected an integer').positive('expected a positive number').optional(),
+    }),
+  ],
+  'expected a token, or { token, rpm }',
+);
 
 /** The whole proxy configuration, as read from YAML (snake_case, like the file). */
 export const configSchema = z.strictObject({
   server: serverSchema.default(serverSchema.parse({})),
-  client_tokens: z.array(z.string().min(1, 'expected a non-empty token')).default([]),
+  client_tokens: z.array(clientTokenSchema).default([]),
   groups: z.array(groupSchema).min(1, 'expected at least 1 item'),
   upstream: upstreamSchema.default(upstreamSchema.parse({})),
   policy: policySchema.default(policySchema.parse({})),
@@ -80,6 +122,26 @@ export const configSchema = z.strictObject({
 
 export type ProxyConfig = z.infer<typeof configSchema>;
 export type GroupConfig = z.infer<typeof groupSchema>;
+export type StateConfig = z.infer<typeof stateSchema>;
+
+/** A configured key with its quota budget: its project if given, else the key itself. */
+export interface ConfiguredKey {
+  readonly apiKey: string;
+  readonly project: string | undefined;
+}
+
+export function configuredKeys(group: GroupConfig): ConfiguredKey[] {
+  return group.api_keys.map((k) =>
+    typeof k === 'string' ? { apiKey: k, project: undefined } : { apiKey: k.key, project: k.project },
+  );
+}
+
+/** Client tokens with their optional per-minute limit. */
+export function configuredTokens(config: ProxyConfig): Array<{ token: string; rpm: number | undefined }> {
+  return config.client_tokens.map((t) =>
+    typeof t === 'string' ? { token: t, rpm: undefined } : { token: t.token, rpm: t.rpm },
+  );
+}
 
 /** Raised for a configuration that can't be used; the message names every bad field and no value. */
 export class ConfigError extends Error {

@@ -12,7 +12,7 @@ import {
   UpstreamError,
   type UpstreamResponse,
 } from './http.js';
-import type { KeyStateStore, KeyStateUpdate } from './key-state.js';
+import type { ClientLimit, KeyRef, KeyStateStore, KeyStateUpdate, QuotaLimits } from './key-state.js';
 import type { Logger } from './logger.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
@@ -24,7 +24,10 @@ export interface KeyGroup {
   readonly targetUrl: string;
   readonly models: ReadonlySet<string> | undefined;
   readonly keys: ReadonlyMap<string, string>;
+  /** Keys in rotation order with their quota budgets. */
+  readonly refs: readonly KeyRef[];
   readonly keyIds: readonly string[];
+  readonly limits: QuotaLimits | undefined;
 }
 
 export type Target =
@@ -38,6 +41,8 @@ export interface ForwardJob {
   readonly target: Target;
   readonly groups: readonly KeyGroup[];
   readonly started: number;
+  /** The client's per-minute limit, if it has one. */
+  readonly client: ClientLimit | undefined;
 }
 
 interface ForwarderDeps {
@@ -92,6 +97,8 @@ export class Forwarder {
     const { config, now } = this.deps;
     const signal = state.deadline.signal;
     let waitedMs = 0;
+    let clientCounted = false;
+    let quotaBlocked = false;
     for (;;) {
       const exclude = new Set<string>();
       let soonest: number | undefined;
@@ -99,14 +106,23 @@ export class Forwarder {
         while (state.count < config.policy.max_attempts) {
           const acquisition = await this.deps.store.acquire({
             group: group.name,
-            keyIds: group.keyIds,
+            keys: group.refs,
             model: job.model,
             now: now(),
             exclude,
+            limits: group.limits,
+            // The client's own limit is counted once per request, with its first acquisition.
+            client: clientCounted ? undefined : job.client,
           });
+          clientCounted = true;
+          if (acquisition.kind === 'client_limited') {
+            return this.finish(job, state, clientLimited(acquisition.retryAt - now()));
+          }
           if (acquisition.kind === 'unavailable') {
-            if (acquisition.retryAt !== undefined)
+            if (acquisition.retryAt !== undefined) {
               soonest = Math.min(soonest ?? Infinity, acquisition.retryAt);
+              if (acquisition.cause === 'quota') quotaBlocked = true;
+            }
             break;
           }
           exclude.add(acquisition.keyId);
@@ -141,7 +157,7 @@ export class Forwarder {
         if (await sleep(wait, true, { signal }).catch(() => false)) continue;
         return this.finish(job, state, cancelled(job));
       }
-      return this.finish(job, state, keysExhausted(wait));
+      return this.finish(job, state, keysExhausted(wait, quotaBlocked));
     }
   }
 
@@ -162,7 +178,13 @@ export class Forwarder {
       try {
         const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
         if (response.status < 400) {
-          this.record({ kind: 'success', keyId, model: job.model, latencyMs: now() - sent });
+          this.record({
+            kind: 'success',
+            group: group.name,
+            keyId,
+            model: job.model,
+            latencyMs: now() - sent,
+          });
           return { answer: this.relay(job, state, response, signal) };
         }
         const text = await readText(response.body);
@@ -198,7 +220,13 @@ export class Forwarder {
           continue;
         case 'cool_and_rotate':
           if (decision.cooldown !== undefined) {
-            this.record({ kind: 'cooldown', keyId, model: job.model, cooldown: decision.cooldown });
+            this.record({
+              kind: 'cooldown',
+              group: group.name,
+              keyId,
+              model: job.model,
+              cooldown: decision.cooldown,
+            });
             logger.warn('key cooling', {
               requestId: job.request.requestId,
               group: group.name,
@@ -215,7 +243,7 @@ export class Forwarder {
           }
           return { rotate: true };
         case 'invalidate_and_rotate':
-          this.record({ kind: 'invalid', keyId, reason: decision.reason });
+          this.record({ kind: 'invalid', group: group.name, keyId, reason: decision.reason });
           logger.warn('key invalid', {
             requestId: job.request.requestId,
             group: group.name,
@@ -348,13 +376,29 @@ export class Forwarder {
   }
 }
 
-function keysExhausted(waitMs: number): ProxyResponse {
-  const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+function retryAfterSeconds(waitMs: number): number {
+  return Math.max(1, Math.ceil(waitMs / 1000));
+}
+
+function keysExhausted(waitMs: number, quota = false): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  const why = quota ? 'has used its configured quota' : 'is cooling down';
   return openAiError(
     429,
-    `Every Gemini key is cooling down for this model. Retry in ${seconds}s.`,
+    `Every Gemini key ${why} for this model. Retry in ${seconds}s.`,
     'rate_limit_error',
     'keys_exhausted',
+    { 'retry-after': String(seconds) },
+  );
+}
+
+function clientLimited(waitMs: number): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  return openAiError(
+    429,
+    `This client token is over its requests-per-minute limit. Retry in ${seconds}s.`,
+    'rate_limit_error',
+    'client_rate_limited',
     { 'retry-after': String(seconds) },
   );
 }

@@ -19,39 +19,79 @@ export interface KeyView {
   readonly cooldowns: Readonly<Record<string, Cooldown>>;
 }
 
+/** A key as the store sees it: its id, and the quota budget it draws on (its project, or itself). */
+export interface KeyRef {
+  readonly keyId: string;
+  readonly budget: string;
+}
+
+/** Proactive quota per budget per model. */
+export interface QuotaLimits {
+  readonly rpm?: number | undefined;
+  readonly rpd?: number | undefined;
+}
+
 export interface AcquireRequest {
   readonly group: string;
   /** The group's keys in rotation order. */
-  readonly keyIds: readonly string[];
+  readonly keys: readonly KeyRef[];
   readonly model: string;
   readonly now: number;
   /** Keys already tried by this request. */
   readonly exclude: ReadonlySet<string>;
+  /** When set, a key is handed out only after its budget for this model is claimed. */
+  readonly limits?: QuotaLimits | undefined;
+  /** When set, the request also counts against this client's per-minute limit (first acquire only). */
+  readonly client?: ClientLimit | undefined;
+}
+
+export interface ClientLimit {
+  /** Hash of the client's token. */
+  readonly clientId: string;
+  readonly rpm: number;
 }
 
 export type Acquisition =
   | { readonly kind: 'key'; readonly keyId: string }
-  /** No key can serve now; `retryAt` is the soonest cooldown end, undefined if no key will free up. */
-  | { readonly kind: 'unavailable'; readonly retryAt: number | undefined };
+  /**
+   * No key can serve now. `retryAt` is the soonest moment one may (a cooldown ending or a quota window
+   * opening), undefined if none will; `cause` says which kind of wait it is.
+   */
+  | {
+      readonly kind: 'unavailable';
+      readonly retryAt: number | undefined;
+      readonly cause: 'cooling' | 'quota' | 'none';
+    }
+  /** The client is over its own per-minute limit; no key was handed out. */
+  | { readonly kind: 'client_limited'; readonly retryAt: number };
+
+interface UpdateBase {
+  readonly group: string;
+  readonly keyId: string;
+}
 
 export type KeyStateUpdate =
-  | { readonly kind: 'success'; readonly keyId: string; readonly model: string; readonly latencyMs: number }
+  | (UpdateBase & { readonly kind: 'success'; readonly model: string; readonly latencyMs: number })
   /** Cool a key×model; a store only ever extends a cooldown, never shortens it. */
-  | { readonly kind: 'cooldown'; readonly keyId: string; readonly model: string; readonly cooldown: Cooldown }
-  /** Take a key out of rotation; `disabled` keys stay disabled. */
-  | { readonly kind: 'invalid'; readonly keyId: string; readonly reason: string };
+  | (UpdateBase & { readonly kind: 'cooldown'; readonly model: string; readonly cooldown: Cooldown })
+  /** Take a key out of rotation; a disabled key stays disabled. */
+  | (UpdateBase & { readonly kind: 'invalid'; readonly reason: string })
+  /** Operator switch: `disabled` wins over everything; `active` lifts only a disable. */
+  | (UpdateBase & { readonly kind: 'operator'; readonly status: 'disabled' | 'active' });
 
 /**
- * Where key state and the rotation position live. Async so that a shared store (DynamoDB) can
- * implement it with conditional writes; the in-memory store is the default.
+ * Where key state, the rotation position and quota windows live. Async so that a shared store
+ * (DynamoDB) can implement it with conditional writes; the in-memory store is the default.
  */
 export interface KeyStateStore {
-  /** Picks the next usable key of a group for a model and advances the group's rotation. */
+  /** Picks the next usable key of a group for a model (claiming its budget when limits are set). */
   acquire(request: AcquireRequest): Promise<Acquisition>;
-  /** Records what an upstream call taught about a key. */
+  /** Records what an upstream call (or an operator) taught about a key. */
   record(update: KeyStateUpdate): Promise<void>;
   /** Current state of the given keys, for `/health/detailed`. */
-  describe(keyIds: readonly string[]): Promise<KeyView[]>;
+  describe(group: string, keyIds: readonly string[]): Promise<KeyView[]>;
+  /** Writes anything buffered (e.g. success counters); entries call it before they stop. */
+  flush(): Promise<void>;
 }
 
 /** True when the key may serve `model` at `now`. */

@@ -1,11 +1,12 @@
 import { BodyTooLargeError, readBody } from './body.js';
-import type { GroupConfig, ProxyConfig } from './config.js';
+import { configuredKeys, configuredTokens, type GroupConfig, type ProxyConfig } from './config.js';
 import { Forwarder, type KeyGroup, type Target } from './forward.js';
 import { headerValue } from './headers.js';
 import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
-import type { KeyStateStore, KeyView } from './key-state.js';
+import type { KeyRef, KeyStateStore, KeyView } from './key-state.js';
 import type { Logger } from './logger.js';
 import { openAiError } from './openai-errors.js';
+import { hasLimits } from './quota.js';
 import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
 import { keyId, Scrubber, TokenVerifier } from './secrets.js';
 
@@ -22,13 +23,22 @@ const JSON_TYPE = /^application\/(.+\+)?json\b/i;
 
 function buildGroup(group: GroupConfig): KeyGroup {
   const keys = new Map<string, string>();
-  for (const apiKey of group.api_keys) keys.set(keyId(apiKey), apiKey);
+  const refs: KeyRef[] = [];
+  for (const { apiKey, project } of configuredKeys(group)) {
+    const id = keyId(apiKey);
+    if (keys.has(id)) continue;
+    keys.set(id, apiKey);
+    // Keys of one project share its quota; a key without a project is its own budget.
+    refs.push({ keyId: id, budget: project === undefined ? `key:${id}` : `project:${project}` });
+  }
   return {
     name: group.name,
     targetUrl: group.target_url,
     models: group.models === undefined ? undefined : new Set(group.models.map(normalizeModel)),
     keys,
-    keyIds: [...keys.keys()],
+    refs,
+    keyIds: refs.map((r) => r.keyId),
+    limits: hasLimits(group.limits) ? group.limits : undefined,
   };
 }
 
@@ -60,9 +70,13 @@ export class GeminiProxy {
     this.store = deps.store;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
-    this.tokens = new TokenVerifier(deps.config.client_tokens);
+    const tokens = configuredTokens(deps.config);
+    this.tokens = new TokenVerifier(tokens);
     this.groups = deps.config.groups.map(buildGroup);
-    const secrets = [...deps.config.groups.flatMap((g) => g.api_keys), ...deps.config.client_tokens];
+    const secrets = [
+      ...deps.config.groups.flatMap((g) => configuredKeys(g).map((k) => k.apiKey)),
+      ...tokens.map((t) => t.token),
+    ];
     this.forwarder = new Forwarder({
       config: deps.config,
       store: deps.store,
@@ -112,7 +126,8 @@ export class GeminiProxy {
       );
     }
     const { query, key: queryKey } = stripKeyParam(request.query);
-    if (this.tokens.enabled && !this.tokens.verify(presentedToken(request, queryKey))) {
+    const client = this.tokens.enabled ? this.tokens.verify(presentedToken(request, queryKey)) : undefined;
+    if (this.tokens.enabled && client === undefined) {
       this.logRefusal(request, 401, started);
       return openAiError(
         401,
@@ -168,7 +183,15 @@ export class GeminiProxy {
       route.kind === 'openai'
         ? { kind: 'openai', rest: route.rest, query }
         : { kind: 'native', url: `${this.config.upstream.native_base_url}${request.path}`, query };
-    return this.forwarder.forward({ request, body, model, target, groups: this.groupsFor(model), started });
+    return this.forwarder.forward({
+      request,
+      body,
+      model,
+      target,
+      groups: this.groupsFor(model),
+      started,
+      client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
+    });
   }
 
   /** The body's `model` ('' if none or not JSON); undefined when a JSON body does not parse. */
@@ -197,7 +220,7 @@ export class GeminiProxy {
     const now = this.now();
     const groups = [];
     for (const group of this.groups) {
-      const views = await this.store.describe(group.keyIds);
+      const views = await this.store.describe(group.name, group.keyIds);
       const counts = { active: 0, cooling: 0, invalid: 0, disabled: 0 };
       const keys = views.map((v) => {
         const cooling = coolingModels(v, now);

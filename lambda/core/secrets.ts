@@ -9,25 +9,35 @@ export function sha256(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
 
+/** A configured client: the token's hash (safe to store and log) and its optional per-minute limit. */
+export interface ClientIdentity {
+  readonly clientId: string;
+  readonly rpm: number | undefined;
+}
+
 /** Checks presented client tokens against configured ones by hash, in constant time per token. */
 export class TokenVerifier {
-  private readonly hashes: readonly Buffer[];
+  private readonly entries: ReadonlyArray<{ hash: Buffer; identity: ClientIdentity }>;
 
-  constructor(tokens: readonly string[]) {
-    this.hashes = tokens.map(sha256);
+  constructor(tokens: ReadonlyArray<{ token: string; rpm: number | undefined }>) {
+    this.entries = tokens.map(({ token, rpm }) => ({
+      hash: sha256(token),
+      identity: { clientId: keyId(token), rpm },
+    }));
   }
 
   get enabled(): boolean {
-    return this.hashes.length > 0;
+    return this.entries.length > 0;
   }
 
-  verify(presented: string | undefined): boolean {
-    if (presented === undefined || presented === '') return false;
+  /** The matching client, or undefined. */
+  verify(presented: string | undefined): ClientIdentity | undefined {
+    if (presented === undefined || presented === '') return undefined;
     const hash = sha256(presented);
-    let ok = false;
+    let match: ClientIdentity | undefined;
     // Compare against every configured hash so timing doesn't reveal which one matched.
-    for (const h of this.hashes) ok = timingSafeEqual(h, hash) || ok;
-    return ok;
+    for (const e of this.entries) if (timingSafeEqual(e.hash, hash)) match = e.identity;
+    return match;
   }
 }
 

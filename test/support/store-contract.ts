@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
+import type { AcquireRequest, KeyRef, KeyStateStore } from '../../lambda/core/key-state.js';
+import { nextPacificMidnight } from '../../lambda/core/pacific-time.js';
+
+let groupSeq = 0;
 
 /**
- * The behaviour every KeyStateStore must have. Each store's test file calls this with a factory
- * that returns a fresh, empty store.
+ * The behaviour every KeyStateStore must have. `create` returns a store; each test uses a group name of
+ * its own, so stores backed by one shared table don't see each other's tests.
  */
 export function keyStateStoreContract(
   name: string,
@@ -11,105 +14,195 @@ export function keyStateStoreContract(
 ): void {
   describe(`KeyStateStore contract: ${name}`, () => {
     const keyIds = ['k0', 'k1', 'k2', 'k3'];
-    const now = 1_700_000_000_000;
-    const acquire = (store: KeyStateStore, model = 'm', exclude: string[] = [], at = now) =>
-      store.acquire({ group: 'g', keyIds, model, now: at, exclude: new Set(exclude) });
+    const keys: KeyRef[] = keyIds.map((keyId) => ({ keyId, budget: `key:${keyId}` }));
+    const now = Date.parse('2026-07-04T15:30:10Z');
+
+    async function setup() {
+      const store = await create();
+      const group = `g${++groupSeq}-${Math.random().toString(36).slice(2, 8)}`;
+      const acquire = (over: Partial<AcquireRequest> = {}) =>
+        store.acquire({ group, keys, model: 'm', now, exclude: new Set(), ...over });
+      return { store, group, acquire };
+    }
 
     it('rotates evenly over the keys', async () => {
-      const store = await create();
+      const { acquire } = await setup();
       const counts = new Map<string, number>();
       for (let i = 0; i < 40; i++) {
-        const a = await acquire(store);
-        if (a.kind !== 'key') throw new Error('expected a key');
+        const a = await acquire();
+        if (a.kind !== 'key') throw new Error(`expected a key, got ${a.kind}`);
         counts.set(a.keyId, (counts.get(a.keyId) ?? 0) + 1);
       }
-      expect([...counts.values()]).toEqual([10, 10, 10, 10]);
+      expect([...counts.values()].sort()).toEqual([10, 10, 10, 10]);
     });
 
     it('skips a key cooling for the model, but not for other models', async () => {
-      const store = await create();
+      const { store, group, acquire } = await setup();
       await store.record({
         kind: 'cooldown',
+        group,
         keyId: 'k1',
         model: 'm',
         cooldown: { until: now + 1000, cause: 'rpm' },
       });
       const seen = new Set<string>();
-      for (let i = 0; i < 8; i++) {
-        const a = await acquire(store);
-        if (a.kind === 'key') seen.add(a.keyId);
-      }
-      expect(seen.has('k1')).toBe(false);
       const other = new Set<string>();
       for (let i = 0; i < 8; i++) {
-        const a = await acquire(store, 'other');
-        if (a.kind === 'key') other.add(a.keyId);
+        const a = await acquire();
+        if (a.kind === 'key') seen.add(a.keyId);
       }
+      for (let i = 0; i < 8; i++) {
+        const b = await acquire({ model: 'other' });
+        if (b.kind === 'key') other.add(b.keyId);
+      }
+      expect(seen.has('k1')).toBe(false);
+      expect(seen.size).toBe(3);
       expect(other.has('k1')).toBe(true);
     });
 
-    it('serves a key again once its cooldown has passed', async () => {
-      const store = await create();
-      for (const keyId of keyIds) {
+    it('reports the soonest cooldown end when every key is cooling, and serves again after it', async () => {
+      const { store, group, acquire } = await setup();
+      for (const [i, keyId] of keyIds.entries()) {
         await store.record({
           kind: 'cooldown',
+          group,
           keyId,
           model: 'm',
-          cooldown: { until: now + 1000, cause: 'rpm' },
+          cooldown: { until: now + 1000 + i, cause: 'rpm' },
         });
       }
-      expect(await acquire(store)).toEqual({ kind: 'unavailable', retryAt: now + 1000 });
-      expect((await acquire(store, 'm', [], now + 1000)).kind).toBe('key');
+      expect(await acquire()).toEqual({ kind: 'unavailable', retryAt: now + 1000, cause: 'cooling' });
+      expect(await acquire({ now: now + 1000 })).toEqual({ kind: 'key', keyId: 'k0' });
     });
 
     it('only extends a cooldown, never shortens it', async () => {
-      const store = await create();
+      const { store, group } = await setup();
       await store.record({
         kind: 'cooldown',
+        group,
         keyId: 'k0',
         model: 'm',
         cooldown: { until: now + 5000, cause: 'rpd' },
       });
       await store.record({
         kind: 'cooldown',
+        group,
         keyId: 'k0',
         model: 'm',
         cooldown: { until: now + 1000, cause: 'rpm' },
       });
-      const [view] = await store.describe(['k0']);
+      const [view] = await store.describe(group, ['k0']);
       expect(view?.cooldowns.m).toEqual({ until: now + 5000, cause: 'rpd' });
+      await store.record({
+        kind: 'cooldown',
+        group,
+        keyId: 'k0',
+        model: 'm',
+        cooldown: { until: now + 9000, cause: 'rpm' },
+      });
+      const [later] = await store.describe(group, ['k0']);
+      expect(later?.cooldowns.m).toEqual({ until: now + 9000, cause: 'rpm' });
     });
 
     it('keeps an invalid key out of rotation, and a success does not revive it', async () => {
-      const store = await create();
-      await store.record({ kind: 'invalid', keyId: 'k2', reason: 'API_KEY_INVALID' });
-      await store.record({ kind: 'success', keyId: 'k2', model: 'm', latencyMs: 5 });
+      const { store, group, acquire } = await setup();
+      await store.record({ kind: 'invalid', group, keyId: 'k2', reason: 'API_KEY_INVALID' });
+      await store.record({ kind: 'success', group, keyId: 'k2', model: 'm', latencyMs: 5 });
+      await store.flush();
       for (let i = 0; i < 8; i++) {
-        const a = await acquire(store);
+        const a = await acquire();
         expect(a.kind === 'key' && a.keyId).not.toBe('k2');
       }
-      const [view] = await store.describe(['k2']);
+      const [view] = await store.describe(group, ['k2']);
       expect(view).toMatchObject({ status: 'invalid', reason: 'API_KEY_INVALID' });
     });
 
+    it('lets an operator disable win over everything, and lifts only its own disable', async () => {
+      const { store, group, acquire } = await setup();
+      await store.record({ kind: 'operator', group, keyId: 'k0', status: 'disabled' });
+      await store.record({ kind: 'invalid', group, keyId: 'k0', reason: 'LEAKED' });
+      await store.record({ kind: 'success', group, keyId: 'k0', model: 'm', latencyMs: 1 });
+      await store.flush();
+      expect((await store.describe(group, ['k0']))[0]).toMatchObject({ status: 'disabled' });
+      for (let i = 0; i < 8; i++) expect((await acquire()).kind === 'key' && 'k0').not.toBe(true);
+      await store.record({ kind: 'operator', group, keyId: 'k0', status: 'active' });
+      expect((await store.describe(group, ['k0']))[0]).toMatchObject({ status: 'active' });
+      // Lifting a disable does not revive a key that is invalid for its own reasons.
+      await store.record({ kind: 'invalid', group, keyId: 'k1', reason: 'LEAKED' });
+      await store.record({ kind: 'operator', group, keyId: 'k1', status: 'active' });
+      expect((await store.describe(group, ['k1']))[0]).toMatchObject({ status: 'invalid' });
+    });
+
     it('reports no retry time when every key is invalid', async () => {
-      const store = await create();
-      for (const keyId of keyIds) await store.record({ kind: 'invalid', keyId, reason: 'LEAKED' });
-      expect(await acquire(store)).toEqual({ kind: 'unavailable', retryAt: undefined });
+      const { store, group, acquire } = await setup();
+      for (const keyId of keyIds) await store.record({ kind: 'invalid', group, keyId, reason: 'LEAKED' });
+      expect(await acquire()).toMatchObject({ kind: 'unavailable', retryAt: undefined });
     });
 
     it('does not hand out excluded keys', async () => {
-      const store = await create();
-      const a = await acquire(store, 'm', ['k0', 'k1', 'k2']);
-      expect(a).toEqual({ kind: 'key', keyId: 'k3' });
-      expect(await acquire(store, 'm', keyIds)).toEqual({ kind: 'unavailable', retryAt: undefined });
+      const { acquire } = await setup();
+      expect(await acquire({ exclude: new Set(['k0', 'k1', 'k2']) })).toEqual({ kind: 'key', keyId: 'k3' });
+      expect(await acquire({ exclude: new Set(keyIds) })).toMatchObject({
+        kind: 'unavailable',
+        retryAt: undefined,
+      });
     });
 
     it('describes unknown keys as active with no cooldowns', async () => {
-      const store = await create();
-      expect(await store.describe(['k3'])).toEqual([
+      const { store, group } = await setup();
+      expect(await store.describe(group, ['k3'])).toEqual([
         { keyId: 'k3', status: 'active', reason: undefined, cooldowns: {} },
       ]);
+    });
+
+    it('hands out a key only while its per-minute budget lasts, then says when the next minute opens', async () => {
+      const { acquire } = await setup();
+      const limits = { rpm: 2 };
+      const got: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const a = await acquire({ limits });
+        if (a.kind === 'key') got.push(a.keyId);
+      }
+      expect(got.sort()).toEqual(['k0', 'k0', 'k1', 'k1', 'k2', 'k2', 'k3', 'k3']);
+      const minuteEnd = Math.floor(now / 60_000) * 60_000 + 60_000;
+      expect(await acquire({ limits })).toEqual({ kind: 'unavailable', retryAt: minuteEnd, cause: 'quota' });
+      expect((await acquire({ limits, now: minuteEnd })).kind).toBe('key');
+    });
+
+    it('shares one budget between keys of the same project', async () => {
+      const { acquire } = await setup();
+      const shared: KeyRef[] = [
+        { keyId: 'k0', budget: 'project:p' },
+        { keyId: 'k1', budget: 'project:p' },
+        { keyId: 'k2', budget: 'key:k2' },
+      ];
+      let served = 0;
+      for (let i = 0; i < 10; i++)
+        if ((await acquire({ keys: shared, limits: { rpm: 3 } })).kind === 'key') served++;
+      expect(served).toBe(6);
+    });
+
+    it('parks a daily budget until Pacific midnight', async () => {
+      const { acquire } = await setup();
+      const limits = { rpd: 1 };
+      for (let i = 0; i < 4; i++) expect((await acquire({ limits })).kind).toBe('key');
+      expect(await acquire({ limits, now: now + 120_000 })).toEqual({
+        kind: 'unavailable',
+        retryAt: nextPacificMidnight(now),
+        cause: 'quota',
+      });
+      expect((await acquire({ limits, now: nextPacificMidnight(now) })).kind).toBe('key');
+    });
+
+    it('limits a client per minute across its requests', async () => {
+      const { acquire } = await setup();
+      const client = { clientId: `c-${Math.random()}`, rpm: 3 };
+      const kinds: string[] = [];
+      for (let i = 0; i < 5; i++) kinds.push((await acquire({ client })).kind);
+      expect(kinds).toEqual(['key', 'key', 'key', 'client_limited', 'client_limited']);
+      const minuteEnd = Math.floor(now / 60_000) * 60_000 + 60_000;
+      expect(await acquire({ client })).toEqual({ kind: 'client_limited', retryAt: minuteEnd });
+      expect((await acquire({ client, now: minuteEnd })).kind).toBe('key');
     });
   });
 }

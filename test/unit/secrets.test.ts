@@ -12,12 +12,15 @@ describe('Function: keyId', () => {
 
 describe('Class: TokenVerifier', () => {
   it('accepts configured tokens only', () => {
-    const verifier = new TokenVerifier(['alpha-token', 'beta-token']);
-    expect(verifier.verify('alpha-token')).toBe(true);
-    expect(verifier.verify('beta-token')).toBe(true);
-    expect(verifier.verify('alpha-token ')).toBe(false);
-    expect(verifier.verify('')).toBe(false);
-    expect(verifier.verify(undefined)).toBe(false);
+    const verifier = new TokenVerifier([
+      { token: 'alpha-token', rpm: undefined },
+      { token: 'beta-token', rpm: 5 },
+    ]);
+    expect(verifier.verify('alpha-token')).toEqual({ clientId: keyId('alpha-token'), rpm: undefined });
+    expect(verifier.verify('beta-token')).toEqual({ clientId: keyId('beta-token'), rpm: 5 });
+    expect(verifier.verify('alpha-token ')).toBeUndefined();
+    expect(verifier.verify('')).toBeUndefined();
+    expect(verifier.verify(undefined)).toBeUndefined();
   });
 
   it('is disabled without tokens', () => {

@@ -1,0 +1,43 @@
+/** Quota windows: per-minute windows for rpm, Pacific days for rpd. Pure arithmetic shared by every store. */
+import type { QuotaLimits } from './key-state.js';
+import { nextPacificMidnight, pacificDay } from './pacific-time.js';
+
+export const MINUTE_MS = 60_000;
+
+/** The fixed minute window `now` falls in (minutes since the epoch). */
+export function minuteIndex(now: number): number {
+  return Math.floor(now / MINUTE_MS);
+}
+
+/** Counts of one budget×model: requests in the current Pacific day and in minute `minute`. */
+export interface WindowCounts {
+  readonly day: string;
+  readonly dayCount: number;
+  readonly minute: number;
+  readonly minuteCount: number;
+}
+
+/**
+ * Whether one more request fits the limits given the current counts, and if not, when it will:
+ * the next minute for rpm, the next Pacific midnight for rpd (whichever is later when both are full).
+ */
+export function quotaVerdict(
+  limits: QuotaLimits,
+  counts: WindowCounts | undefined,
+  now: number,
+): { ok: true } | { ok: false; retryAt: number } {
+  const day = pacificDay(now);
+  const minute = minuteIndex(now);
+  const dayCount = counts?.day === day ? counts.dayCount : 0;
+  const minuteCount = counts?.day === day && counts.minute === minute ? counts.minuteCount : 0;
+  const dayFull = limits.rpd !== undefined && dayCount >= limits.rpd;
+  const minuteFull = limits.rpm !== undefined && minuteCount >= limits.rpm;
+  if (dayFull) return { ok: false, retryAt: nextPacificMidnight(now) };
+  if (minuteFull) return { ok: false, retryAt: (minute + 1) * MINUTE_MS };
+  return { ok: true };
+}
+
+/** True when the limits constrain anything. */
+export function hasLimits(limits: QuotaLimits | undefined): limits is QuotaLimits {
+  return limits !== undefined && (limits.rpm !== undefined || limits.rpd !== undefined);
+}
