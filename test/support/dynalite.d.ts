@@ -1,0 +1,16 @@
+/** The part of dynalite's API the tests use (the package ships no types). */
+declare module 'dynalite' {
+  import type { AddressInfo } from 'node:net';
+
+  interface DynaliteServer {
+    listen(port: number, host: string, callback: () => void): void;
+    close(callback: () => void): void;
+    address(): AddressInfo;
+  }
+
+  export default function dynalite(options?: {
+    createTableMs?: number;
+    deleteTableMs?: number;
+    updateTableMs?: number;
+  }): DynaliteServer;
+}
