@@ -41,7 +41,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * Loads the proxy configuration: the YAML file at `CONFIG_PATH` (default `./config.yaml`), or, when
  * that default file is absent, a one-group config from `GEMINI_API_KEYS=k1,k2`. `CLIENT_TOKENS`,
- * `HOST` and `PORT` override the file. Throws {@link ConfigError} naming the bad field.
+ * `HOST`, `PORT`, `DYNAMODB_ENDPOINT` and `TABLE_NAME` override the file. Throws {@link ConfigError} naming the bad field.
  */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ProxyConfig {
   const explicitPath = env.CONFIG_PATH !== undefined && env.CONFIG_PATH !== '';
@@ -70,6 +70,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ProxyCo
     server.port = port;
   }
   if (Object.keys(server).length > 0) config.server = server;
+  const dynamoEndpoint = env.DYNAMODB_ENDPOINT?.trim();
+  const table = env.TABLE_NAME?.trim();
+  if (dynamoEndpoint || table) {
+    const state: Record<string, unknown> = isRecord(config.state) ? { ...config.state } : {};
+    state.store = 'dynamodb';
+    if (dynamoEndpoint) state.endpoint = dynamoEndpoint;
+    if (table) state.table = table;
+    config.state = state;
+  }
   if (env.CLIENT_TOKENS !== undefined && env.CLIENT_TOKENS.trim() !== '') {
     config.client_tokens = splitList(env.CLIENT_TOKENS);
   }

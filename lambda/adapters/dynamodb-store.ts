@@ -18,7 +18,7 @@ import type {
   KeyView,
   QuotaLimits,
 } from '../core/key-state.js';
-import { pickKey } from '../core/key-state.js';
+import { isUsable, pickKey } from '../core/key-state.js';
 import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
 import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict } from '../core/quota.js';
 import { soonest } from './memory-store.js';
@@ -41,7 +41,6 @@ type Item = Record<string, unknown>;
 interface GroupCache {
   at: number;
   keys: Map<string, { status: KeyStatus; reason: string | undefined; cooldowns: Record<string, Cooldown> }>;
-  refreshing?: Promise<void> | undefined;
 }
 
 interface SuccessTally {
@@ -77,6 +76,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private readonly doc: DynamoDBDocumentClient;
   private readonly now: () => number;
   private readonly groups = new Map<string, GroupCache>();
+  /** Reads of a group's state in flight, shared by concurrent requests of this instance. */
+  private readonly loading = new Map<string, Promise<GroupCache>>();
   private readonly cursors = new Map<string, number>();
   /** Budgets (and clients) known to be full, until when: skipped without a call. */
   private readonly fullUntil = new Map<string, number>();
@@ -84,8 +85,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private readonly windowMinute = new Map<string, number>();
   private readonly tallies = new Map<string, SuccessTally>();
   private lastFlush: number;
-  /** Calls made, by operation: for tests and benchmarks counting round trips. */
-  readonly calls = { update: 0, query: 0, get: 0 };
 
   constructor(private readonly options: DynamoDbStoreOptions) {
     this.doc = DynamoDBDocumentClient.from(options.client, {
@@ -142,6 +141,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
     const cache = await this.load(group);
+
     return keyIds.map((keyId) => {
       const k = cache.keys.get(keyId);
       return { keyId, status: k?.status ?? 'active', reason: k?.reason, cooldowns: { ...k?.cooldowns } };
@@ -184,8 +184,11 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
 
   private async acquireWithBudget(request: AcquireRequest, limits: QuotaLimits): Promise<Acquisition> {
     const { group, keys, model, now } = request;
-    const cache = await this.fresh(group);
-    const views = this.views(cache, keys);
+    const cached = this.groups.get(group);
+    let pending: Promise<GroupCache> | undefined = this.fresh(group);
+    // Cold start: nothing to choose from yet, so this one read comes first.
+    let cache = cached ?? (await pending);
+    if (cached === undefined) pending = undefined;
     const skip = new Set(request.exclude);
     let quotaRetryAt: number | undefined;
     const cursor = this.cursors.get(group) ?? Math.floor(Math.random() * keys.length);
@@ -197,14 +200,33 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
         }
       }
-      const picked = pickKey(views, cursor + tries, model, now, skip);
-      if ('retryAt' in picked) return unavailable(picked.retryAt, quotaRetryAt);
-      const refused = await this.claimBudget(group, keys[picked.index]!, model, limits, now);
+      const picked = pickKey(this.views(cache, keys), cursor + tries, model, now, skip);
+      if ('retryAt' in picked) {
+        if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
+        // The stale copy may be wrong about that too: decide on the fresh one.
+        cache = await pending;
+        pending = undefined;
+        continue;
+      }
+      const ref = keys[picked.index]!;
+      let refused: number | undefined;
+      if (pending !== undefined) {
+        // The claim goes out alongside the state read; if the fresh state rules the key out, the
+        // claimed unit is spent unused (rare: only when the key changed within the cache time).
+        [cache, refused] = await Promise.all([pending, this.claimBudget(group, ref, model, limits, now)]);
+        pending = undefined;
+        if (!isUsable(this.views(cache, [ref])[0]!, model, now)) {
+          skip.add(ref.keyId);
+          continue;
+        }
+      } else {
+        refused = await this.claimBudget(group, ref, model, limits, now);
+      }
       if (refused === undefined) {
         this.cursors.set(group, picked.index + 1);
         return { kind: 'key', keyId: picked.keyId };
       }
-      this.fullUntil.set(budgetKey(group, keys[picked.index]!.budget, model), refused);
+      this.fullUntil.set(budgetKey(group, ref.budget, model), refused);
     }
     return unavailable(undefined, quotaRetryAt);
   }
@@ -372,7 +394,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private async itemOnConflict(err: unknown, Key: Item): Promise<Item | undefined> {
     if (!(err instanceof ConditionalCheckFailedException)) throw err;
     if (err.Item !== undefined) return unmarshall(err.Item as Record<string, AttributeValue>);
-    this.calls.get++;
     const out = await this.doc.send(
       new GetCommand({ TableName: this.options.table, Key, ConsistentRead: true }),
     );
@@ -382,7 +403,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private async update(
     input: Omit<ConstructorParameters<typeof UpdateCommand>[0], 'TableName'>,
   ): Promise<Item | undefined> {
-    this.calls.update++;
     const out = await this.doc.send(
       new UpdateCommand({
         TableName: this.options.table,
@@ -394,19 +414,19 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return out.Attributes;
   }
 
-  /** The group's cached state: loaded synchronously the first time, refreshed in the background after. */
-  private async fresh(group: string): Promise<GroupCache> {
+  /**
+   * The group's state, at most `cacheMs` old: the cached copy while it is young enough, else a read
+   * (one per instance at a time). Callers start it alongside their write so both cost one round trip.
+   */
+  private fresh(group: string): Promise<GroupCache> {
     const cache = this.groups.get(group);
-    if (cache === undefined) return this.load(group);
-    if (this.now() - cache.at >= this.options.cacheMs && cache.refreshing === undefined) {
-      cache.refreshing = this.load(group)
-        .then(() => undefined)
-        .catch(() => {
-          // Keep serving from what we have; the next request tries again.
-          cache.refreshing = undefined;
-        });
+    if (cache !== undefined && this.now() - cache.at < this.options.cacheMs) return Promise.resolve(cache);
+    let loading = this.loading.get(group);
+    if (loading === undefined) {
+      loading = this.load(group).finally(() => this.loading.delete(group));
+      this.loading.set(group, loading);
     }
-    return cache;
+    return loading;
   }
 
   private async load(group: string): Promise<GroupCache> {
@@ -421,7 +441,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     };
     let start: Item | undefined;
     do {
-      this.calls.query++;
       const out = await this.doc.send(
         new QueryCommand({
           TableName: this.options.table,

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
-import { MemoryKeyStateStore } from '../adapters/memory-store.js';
+import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError, type ProxyConfig } from '../core/config.js';
 import type { ProxyResponse, UpstreamClient } from '../core/http.js';
@@ -61,10 +61,11 @@ async function writeResponse(res: http.ServerResponse, response: ProxyResponse):
 export async function startLocalServer(options: LocalServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
   const upstream = options.upstream ?? new NodeUpstreamClient();
+  const store = options.store ?? (await createStateStore(config, logger));
   const proxy = new GeminiProxy({
     config,
     logger,
-    store: options.store ?? new MemoryKeyStateStore(),
+    store,
     upstream,
     now: options.now,
   });
@@ -116,6 +117,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       clearInterval(sweep);
       clearTimeout(timer);
       await proxy.settle();
+      await store.flush();
       if (upstream instanceof NodeUpstreamClient) upstream.close();
     },
   };
@@ -134,7 +136,14 @@ async function main(): Promise<void> {
     process.stderr.write(`gemini-proxy: ${message}\n`);
     process.exit(1);
   }
-  const running = await startLocalServer({ config, logger });
+  let running: RunningServer;
+  try {
+    running = await startLocalServer({ config, logger });
+  } catch (err) {
+    // e.g. the state table could not be created, or the port is taken
+    process.stderr.write(`gemini-proxy: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
   const keys = config.groups.reduce((n, g) => n + g.api_keys.length, 0);
   logger.info('listening', {
     url: running.url,
@@ -142,6 +151,7 @@ async function main(): Promise<void> {
     groups: config.groups.length,
     keys,
     auth: config.client_tokens.length > 0,
+    state: config.state.store,
   });
   let stopping = false;
   const stop = (signal: string) => {

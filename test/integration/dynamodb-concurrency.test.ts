@@ -1,0 +1,183 @@
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+import type { Acquisition, KeyRef } from '../../lambda/core/key-state.js';
+import { countCalls } from '../support/call-counter.js';
+import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
+
+const INSTANCES = 8;
+const SELECTIONS = 480;
+
+describe('Integration: DynamoDB store shared by 8 instances (real engine)', () => {
+  let engine: DynamoEngine;
+
+  beforeAll(async () => {
+    engine = await startDynamoEngine();
+  });
+  afterAll(async () => {
+    await engine.close();
+  });
+
+  /** Eight stores with their own clients and caches, as eight Lambda instances would have. */
+  function instances(cacheMs = 200) {
+    return Array.from(
+      { length: INSTANCES },
+      () =>
+        new DynamoDbKeyStateStore({
+          client: testClient(engine.endpoint),
+          table: engine.table,
+          cacheMs,
+          rotationShards: 4,
+        }),
+    );
+  }
+
+  const keyRefs = (n: number, project?: (i: number) => string): KeyRef[] =>
+    Array.from({ length: n }, (_, i) => ({ keyId: `key${i}`, budget: project?.(i) ?? `key:key${i}` }));
+
+  async function tableItems(prefix: string): Promise<Array<Record<string, unknown>>> {
+    const out = await testClient(engine.endpoint).send(new ScanCommand({ TableName: engine.table }));
+    return (out.Items ?? []).map((i) => unmarshall(i)).filter((i) => String(i.pk).startsWith(prefix));
+  }
+
+  it('rotates evenly with no lost counter updates under concurrent selections', async () => {
+    // Prepare
+    const stores = instances();
+    const group = 'even';
+    const keys = keyRefs(8);
+
+    // Act: 480 selections at once, spread over the 8 instances
+    const results = await Promise.all(
+      Array.from({ length: SELECTIONS }, (_, i) =>
+        stores[i % INSTANCES]!.acquire({ group, keys, model: 'm', now: Date.now(), exclude: new Set() }),
+      ),
+    );
+
+    // Assess: every counter increment landed, and each key got 60 ± 10 %
+    const shards = await tableItems(`rr#${group}#`);
+    expect(shards.reduce((sum, s) => sum + Number(s.pos), 0)).toBe(SELECTIONS);
+    const perKey = new Map<string, number>();
+    for (const r of results) if (r.kind === 'key') perKey.set(r.keyId, (perKey.get(r.keyId) ?? 0) + 1);
+    expect(perKey.size).toBe(8);
+    for (const count of perKey.values()) {
+      expect(count).toBeGreaterThanOrEqual(SELECTIONS / 8 - SELECTIONS / 80);
+      expect(count).toBeLessThanOrEqual(SELECTIONS / 8 + SELECTIONS / 80);
+    }
+  });
+
+  it('never exceeds a quota by even one request, per key and per shared project', async () => {
+    // Prepare: 8 keys, two pairs sharing a project; 10 requests per minute per budget
+    const stores = instances();
+    const group = 'quota';
+    const keys = keyRefs(8, (i) => (i < 4 ? `project:p${Math.floor(i / 2)}` : `key:key${i}`));
+    const budgets = new Set(keys.map((k) => k.budget)).size; // 6
+    const now = Date.now();
+
+    // Act
+    const results = await Promise.all(
+      Array.from({ length: SELECTIONS }, (_, i) =>
+        stores[i % INSTANCES]!.acquire({
+          group,
+          keys,
+          model: 'm',
+          now,
+          exclude: new Set(),
+          limits: { rpm: 10 },
+        }),
+      ),
+    );
+
+    // Assess: exactly 10 per budget were granted; the rest were refused with the next minute
+    const granted = results.filter((r): r is Extract<Acquisition, { kind: 'key' }> => r.kind === 'key');
+    expect(granted).toHaveLength(budgets * 10);
+    const perBudget = new Map<string, number>();
+    for (const g of granted) {
+      const budget = keys.find((k) => k.keyId === g.keyId)!.budget;
+      perBudget.set(budget, (perBudget.get(budget) ?? 0) + 1);
+    }
+    expect([...perBudget.values()]).toEqual(Array(budgets).fill(10));
+    const refused = results.filter((r) => r.kind === 'unavailable');
+    const nextMinute = (Math.floor(now / 60_000) + 1) * 60_000;
+    expect(
+      refused.every((r) => r.kind === 'unavailable' && r.retryAt === nextMinute && r.cause === 'quota'),
+    ).toBe(true);
+    const windows = await tableItems(`quota#${group}#`);
+    expect(windows.map((w) => Number(w.m)).sort()).toEqual(Array(budgets).fill(10));
+  });
+
+  it('limits a client across instances exactly', async () => {
+    const stores = instances();
+    const keys = keyRefs(4);
+    const client = { clientId: 'client-hash-1', rpm: 25 };
+    const now = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        stores[i % INSTANCES]!.acquire({
+          group: 'clients',
+          keys,
+          model: 'm',
+          now,
+          exclude: new Set(),
+          client,
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.kind === 'key')).toHaveLength(25);
+    expect(results.filter((r) => r.kind === 'client_limited')).toHaveLength(175);
+  });
+
+  it('has every instance honour a cooldown written by one of them within the cache time', async () => {
+    // Prepare
+    const cacheMs = 150;
+    const stores = instances(cacheMs);
+    const group = 'cool';
+    const keys = keyRefs(4);
+    const acquireAll = () =>
+      Promise.all(
+        Array.from({ length: 80 }, (_, i) =>
+          stores[i % INSTANCES]!.acquire({ group, keys, model: 'm', now: Date.now(), exclude: new Set() }),
+        ),
+      );
+    await acquireAll(); // every instance has read the group's state
+
+    // Act: one instance cools key0; the others learn of it only from DynamoDB
+    await stores[0]!.record({
+      kind: 'cooldown',
+      group,
+      keyId: 'key0',
+      model: 'm',
+      cooldown: { until: Date.now() + 60_000, cause: 'rpm' },
+    });
+    await new Promise((r) => setTimeout(r, cacheMs));
+    const after = await acquireAll();
+
+    // Assess
+    expect(after.every((r) => r.kind === 'key' && r.keyId !== 'key0')).toBe(true);
+  });
+
+  it('makes one DynamoDB call per selection in steady state, reads included', async () => {
+    // Prepare: one instance, warm cache
+    const client = testClient(engine.endpoint);
+    const calls = countCalls(client);
+    const store = new DynamoDbKeyStateStore({
+      client,
+      table: engine.table,
+      cacheMs: 60_000,
+      rotationShards: 4,
+    });
+    const keys = keyRefs(4);
+    const select = (group: string, limits?: { rpm: number }) =>
+      store.acquire({ group, keys, model: 'm', now: Date.now(), exclude: new Set(), limits });
+    await select('hot');
+    await select('hot-quota', { rpm: 1000 });
+    calls.reset();
+
+    // Act
+    for (let i = 0; i < 50; i++) await select('hot');
+    for (let i = 0; i < 50; i++) await select('hot-quota', { rpm: 1000 });
+
+    // Assess
+    expect(Object.fromEntries(calls.counts)).toEqual({ UpdateItemCommand: 100 });
+  });
+});
