@@ -1,0 +1,90 @@
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+
+// The store talks through the document client; a mock that missed would hit this closed local port.
+const ddb = mockClient(DynamoDBDocumentClient);
+
+describe('Class: DynamoDbKeyStateStore (lost races)', () => {
+  beforeEach(() => {
+    ddb.reset();
+    ddb.on(QueryCommand).resolves({ Items: [] });
+  });
+
+  const store = () =>
+    new DynamoDbKeyStateStore({
+      client: new DynamoDBClient({
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      table: 't',
+      cacheMs: 60_000,
+      rotationShards: 1,
+    });
+
+  it('resolves a lost cooldown race from the item DynamoDB returns, without another read', async () => {
+    // Prepare: the write loses to a longer cooldown, which DynamoDB returns (ALL_OLD)
+    const s = store();
+    await s.describe('g', ['k']);
+    ddb.on(UpdateCommand).rejects(
+      new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: { until: { N: '9999999999999' }, cause: { S: 'rpd' } },
+      }),
+    );
+
+    // Act
+    await s.record({
+      kind: 'cooldown',
+      group: 'g',
+      keyId: 'k',
+      model: 'm',
+      cooldown: { until: 1000, cause: 'rpm' },
+    });
+
+    // Assess
+    const update = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect(update.ReturnValuesOnConditionCheckFailure).toBe('ALL_OLD');
+    expect(update.ConditionExpression).toBe('attribute_not_exists(#until) OR #until < :until');
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
+    ddb.on(UpdateCommand).resolves({ Attributes: { pos: 1 } }); // the rotation counter
+    const acquired = await s.acquire({
+      group: 'g',
+      keys: [{ keyId: 'k', budget: 'key:k' }],
+      model: 'm',
+      now: 5000,
+      exclude: new Set(),
+    });
+    expect(acquired).toEqual({ kind: 'unavailable', retryAt: 9999999999999, cause: 'cooling' });
+  });
+
+  it('reads the item once when an engine returns no item with the failure', async () => {
+    const s = store();
+    await s.describe('g', ['k']);
+    ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'failed', $metadata: {} }));
+    ddb.on(GetCommand).resolves({ Item: { status: 'disabled', reason: 'operator' } });
+    await s.record({ kind: 'invalid', group: 'g', keyId: 'k', reason: 'LEAKED' });
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(1);
+    expect(ddb.commandCalls(GetCommand)[0]!.args[0].input.ConsistentRead).toBe(true);
+    expect((await s.describe('g', ['k']))[0]?.status).toBe('active'); // describe re-reads: the mock table is empty
+  });
+
+  it('never writes a raw value that looks like a key or token: ids only', async () => {
+    const s = store();
+    ddb.on(UpdateCommand).resolves({ Attributes: { pos: 1 } });
+    await s.acquire({
+      group: 'g',
+      keys: [{ keyId: '0123456789abcdef', budget: 'project:my-project' }],
+      model: 'm',
+      now: Date.now(),
+      exclude: new Set(),
+      client: { clientId: 'fedcba9876543210', rpm: 5 },
+    });
+    const written = JSON.stringify(ddb.calls().map((c) => c.args[0].input));
+    expect(written).toContain('client#fedcba9876543210');
+    expect(written).not.toMatch(/AIza|fake-key|token/);
+  });
+});
