@@ -5,6 +5,7 @@ declare module 'dynalite' {
   interface DynaliteServer {
     listen(port: number, host: string, callback: () => void): void;
     close(callback: () => void): void;
+    closeAllConnections(): void;
     address(): AddressInfo;
   }
 

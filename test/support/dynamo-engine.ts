@@ -1,14 +1,19 @@
+import net from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTable } from '../../lambda/adapters/dynamodb-table.js';
 
-/** A real DynamoDB engine for tests: dynalite in process, or any engine at DYNAMODB_ENDPOINT. */
+/**
+ * A real DynamoDB engine for tests: dynalite in process, or any engine at DYNAMODB_ENDPOINT (the same
+ * tests then run against it). Clients reach it through a TCP relay on 127.0.0.1 that a test can cut, as
+ * an outage would, and restore, with the engine's data intact.
+ */
 export interface DynamoEngine {
+  /** The relay's endpoint: what stores under test use. */
   readonly endpoint: string;
   readonly table: string;
-  readonly external: boolean;
-  /** Stops the engine (in-process only): calls fail as if DynamoDB were unreachable. */
+  /** DynamoDB becomes unreachable: connections refused, open ones reset. */
   stop(): Promise<void>;
-  /** Starts it again on the same port, with its data kept. */
+  /** Reachable again, data kept. */
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -19,49 +24,74 @@ export function testClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({ endpoint, region: 'us-east-1', credentials, maxAttempts: 1 });
 }
 
-export async function startDynamoEngine(
-  table = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
-) {
-  const externalEndpoint = process.env.DYNAMODB_ENDPOINT;
-  if (externalEndpoint !== undefined && externalEndpoint !== '') {
-    await ensureTable(testClient(externalEndpoint), table);
-    const engine: DynamoEngine = {
-      endpoint: externalEndpoint,
-      table,
-      external: true,
-      stop: async () => {
-        throw new Error('cannot stop an external engine');
-      },
-      start: async () => {},
-      close: async () => {},
-    };
-    return engine;
-  }
-  const { default: dynalite } = await import('dynalite');
-  // One in-memory store survives stop/start: dynalite keeps its data on the instance.
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+/** Forwards 127.0.0.1:<port> to a target; `cut` refuses and resets, `restore` listens again on the same port. */
+async function relay(targetHost: string, targetPort: number) {
+  const sockets = new Set<net.Socket>();
+  const makeServer = () =>
+    net.createServer((client) => {
+      const upstream = net.connect(targetPort, targetHost);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  let server = makeServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = server.address().port;
-  const endpoint = `http://127.0.0.1:${port}`;
-  await ensureTable(testClient(endpoint), table);
-  let running = true;
-  const engine: DynamoEngine = {
-    endpoint,
-    table,
-    external: false,
-    async stop() {
-      if (!running) return;
-      running = false;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  let open = true;
+  return {
+    port,
+    async cut() {
+      if (!open) return;
+      open = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
     },
-    async start() {
-      if (running) return;
+    async restore() {
+      if (open) return;
+      server = makeServer();
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-      running = true;
-    },
-    async close() {
-      await engine.stop();
+      open = true;
     },
   };
-  return engine;
+}
+
+export async function startDynamoEngine(
+  table = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
+): Promise<DynamoEngine> {
+  const external = process.env.DYNAMODB_ENDPOINT;
+  let target: URL;
+  let closeEngine = async () => {};
+  if (external !== undefined && external !== '') {
+    target = new URL(external);
+  } else {
+    const { default: dynalite } = await import('dynalite');
+    const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    target = new URL(`http://127.0.0.1:${server.address().port}`);
+    closeEngine = async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    };
+  }
+  const link = await relay(target.hostname, Number(target.port));
+  const endpoint = `http://127.0.0.1:${link.port}`;
+  await ensureTable(testClient(endpoint), table);
+  return {
+    endpoint,
+    table,
+    stop: () => link.cut(),
+    start: () => link.restore(),
+    async close() {
+      await link.cut();
+      await closeEngine();
+    },
+  };
 }
