@@ -29,7 +29,7 @@ describe('Integration: the proxy on shared DynamoDB state (real engine)', () => 
     const one = await startHarness({ config: { state: state() } });
     const two = await startHarness({
       config: { state: state() },
-      groups: [{ name: 'primary', api_keys: [...KEYS], target_url: one.fake.openAiBase }],
+      groups: () => [{ name: 'primary', api_keys: [...KEYS], target_url: one.fake.openAiBase }],
     });
     try {
       one.fake.setQuota(KEYS[0]!, { limit: 0, windowMs: 60_000, model: 'shared-model', retryDelay: '30s' });

@@ -34,7 +34,10 @@ export interface HarnessOptions {
   readonly keys?: readonly string[];
   /** Overrides merged into the generated config (snake_case, as in YAML). */
   readonly config?: Record<string, unknown>;
-  readonly groups?: Array<Record<string, unknown>>;
+  /** Groups (given the fake, to aim `target_url` at it); default: one group of KEYS. */
+  readonly groups?: (fake: FakeGemini) => Array<Record<string, unknown>>;
+  /** Client tokens as in the config; default: [TOKEN]. */
+  readonly clientTokens?: unknown[];
 }
 
 /** Starts a fake Gemini and the real local proxy wired to it, both on 127.0.0.1. */
@@ -51,8 +54,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     base[section] = { ...base[section], ...(value as Record<string, unknown>) };
   }
   const config = parseConfig({
-    client_tokens: [TOKEN],
-    groups: options.groups ?? [{ name: 'primary', api_keys: [...keys], target_url: fake.openAiBase }],
+    client_tokens: options.clientTokens ?? [TOKEN],
+    groups: options.groups?.(fake) ?? [{ name: 'primary', api_keys: [...keys], target_url: fake.openAiBase }],
     ...base,
   });
   const logs: string[] = [];

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/adapters/config-loader.js';
-import { ConfigError, DEFAULT_TARGET_URL, isLoopbackHost, parseConfig } from '../../lambda/core/config.js';
+import {
+  ConfigError,
+  configuredKeys,
+  configuredTokens,
+  DEFAULT_TARGET_URL,
+  isLoopbackHost,
+  parseConfig,
+} from '../../lambda/core/config.js';
 
 const SECRET = 'fake-key-do-not-print-0001';
 
@@ -88,6 +95,35 @@ describe('Function: parseConfig', () => {
     );
   });
 
+  it('accepts keys with projects, limits and client tokens with rpm', () => {
+    const config = parseConfig({
+      client_tokens: ['plain', { token: 'limited', rpm: 30 }],
+      groups: [{ name: 'g', api_keys: ['k1', { key: 'k2', project: 'p' }], limits: { rpm: 10, rpd: 250 } }],
+    });
+    expect(configuredKeys(config.groups[0]!)).toEqual([
+      { apiKey: 'k1', project: undefined },
+      { apiKey: 'k2', project: 'p' },
+    ]);
+    expect(configuredTokens(config)).toEqual([
+      { token: 'plain', rpm: undefined },
+      { token: 'limited', rpm: 30 },
+    ]);
+    expect(config.groups[0]?.limits).toEqual({ rpm: 10, rpd: 250 });
+  });
+
+  it('names bad limits, key objects and client entries', () => {
+    const err = errorOf(() =>
+      parseConfig({
+        client_tokens: [{ token: SECRET, rpm: 0 }],
+        groups: [{ name: 'g', api_keys: [{ key: SECRET }], limits: { rpm: -1 } }],
+      }),
+    );
+    expect(err.message).toContain('groups[0].limits.rpm: expected a positive number');
+    expect(err.message).toMatch(/groups\[0\]\.api_keys\[0\]: /);
+    expect(err.message).toContain('client_tokens[0].rpm: expected a positive number');
+    expect(err.message).not.toContain(SECRET);
+  });
+
   it('rejects duplicate group names', () => {
     const err = errorOf(() =>
       parseConfig({
@@ -149,6 +185,17 @@ describe('Function: loadConfig', () => {
     const config = loadConfig({ PORT: '9100', HOST: '::1' }, dir);
     expect(config.server.port).toBe(9100);
     expect(config.server.host).toBe('::1');
+  });
+
+  it('switches to DynamoDB state with DYNAMODB_ENDPOINT and TABLE_NAME', () => {
+    const dir = dirWith('client_tokens: [t]\ngroups:\n  - { name: g, api_keys: [k] }\n');
+    expect(loadConfig({}, dir).state.store).toBe('memory');
+    const config = loadConfig({ DYNAMODB_ENDPOINT: 'http://127.0.0.1:8000', TABLE_NAME: 'my-table' }, dir);
+    expect(config.state).toMatchObject({
+      store: 'dynamodb',
+      endpoint: 'http://127.0.0.1:8000',
+      table: 'my-table',
+    });
   });
 
   it('reports a bad PORT by name', () => {
