@@ -20,7 +20,7 @@ import type {
 } from '../core/key-state.js';
 import { isUsable, pickKey } from '../core/key-state.js';
 import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
-import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict } from '../core/quota.js';
+import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../core/quota.js';
 import { soonest } from './memory-store.js';
 
 export interface DynamoDbStoreOptions {
@@ -241,7 +241,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   ): Promise<number | undefined> {
     const id = budgetKey(group, ref.budget, model);
     const today = pacificDay(now);
-    const minute = minuteIndex(now);
+    const windowMs = rpmWindow(limits);
+    const minute = minuteIndex(now, windowMs);
     const Key = { pk: `quota#${group}#${ref.budget}#${model}`, sk: `day#${today}` };
     const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#ttl': 'ttl' };
     const rpd = limits.rpd ?? Number.MAX_SAFE_INTEGER;
@@ -291,7 +292,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       }
     }
     // Clocks disagree about the minute: treat the budget as busy until the next one.
-    return (minute + 1) * MINUTE_MS;
+    return (minute + 1) * windowMs;
   }
 
   /** Counts a request in the client's minute window; undefined when allowed, else when it may be. */

@@ -8,7 +8,14 @@ import type {
 } from '../core/key-state.js';
 import { pickKey } from '../core/key-state.js';
 import { pacificDay } from '../core/pacific-time.js';
-import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict, type WindowCounts } from '../core/quota.js';
+import {
+  hasLimits,
+  MINUTE_MS,
+  minuteIndex,
+  quotaVerdict,
+  rpmWindow,
+  type WindowCounts,
+} from '../core/quota.js';
 
 interface MutableKey {
   keyId: string;
@@ -71,8 +78,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
       return { kind: 'unavailable', retryAt: next.at, cause: next.cause };
     }
     this.cursors.set(group, (picked.index + 1) % views.length);
-    if (hasLimits(limits))
-      this.count(`${group}\u0000${request.keys[picked.index]!.budget}\u0000${model}`, now);
+    if (hasLimits(limits)) {
+      this.count(`${group}\u0000${request.keys[picked.index]!.budget}\u0000${model}`, now, rpmWindow(limits));
+    }
     return { kind: 'key', keyId: picked.keyId };
   }
 
@@ -114,9 +122,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
 
   async flush(): Promise<void> {}
 
-  private count(budgetKey: string, now: number): void {
+  private count(budgetKey: string, now: number, windowMs: number): void {
     const day = pacificDay(now);
-    const minute = minuteIndex(now);
+    const minute = minuteIndex(now, windowMs);
     const c = this.budgets.get(budgetKey);
     const sameDay = c?.day === day;
     this.budgets.set(budgetKey, {

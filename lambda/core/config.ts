@@ -26,6 +26,8 @@ const limitsSchema = z.strictObject({
   rpm: z.number().int('expected an integer').positive('expected a positive number').optional(),
   /** Requests per Pacific day per key (or per project) per model. */
   rpd: z.number().int('expected an integer').positive('expected a positive number').optional(),
+  /** Length of the rpm window. Gemini's is a minute; shorter windows are for tests and benchmarks. */
+  rpm_window_ms: z.number().int('expected an integer').min(100, 'expected at least 100').optional(),
 });
 
 const groupSchema = z.strictObject({

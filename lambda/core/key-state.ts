@@ -29,6 +29,8 @@ export interface KeyRef {
 export interface QuotaLimits {
   readonly rpm?: number | undefined;
   readonly rpd?: number | undefined;
+  /** Length of the rpm window in ms (default a minute). */
+  readonly windowMs?: number | undefined;
 }
 
 export interface AcquireRequest {

@@ -38,7 +38,10 @@ function buildGroup(group: GroupConfig): KeyGroup {
     keys,
     refs,
     keyIds: refs.map((r) => r.keyId),
-    limits: hasLimits(group.limits) ? group.limits : undefined,
+    limits:
+      group.limits === undefined || !hasLimits(group.limits)
+        ? undefined
+        : { rpm: group.limits.rpm, rpd: group.limits.rpd, windowMs: group.limits.rpm_window_ms },
   };
 }
 

@@ -4,9 +4,14 @@ import { nextPacificMidnight, pacificDay } from './pacific-time.js';
 
 export const MINUTE_MS = 60_000;
 
-/** The fixed minute window `now` falls in (minutes since the epoch). */
-export function minuteIndex(now: number): number {
-  return Math.floor(now / MINUTE_MS);
+/** The fixed window of `windowMs` (a minute unless configured) that `now` falls in, counted from the epoch. */
+export function minuteIndex(now: number, windowMs = MINUTE_MS): number {
+  return Math.floor(now / windowMs);
+}
+
+/** The length of a budget's "minute" window: a minute, as Gemini's, unless set (tests, benchmarks). */
+export function rpmWindow(limits: QuotaLimits): number {
+  return limits.windowMs ?? MINUTE_MS;
 }
 
 /** Counts of one budget×model: requests in the current Pacific day and in minute `minute`. */
@@ -27,13 +32,14 @@ export function quotaVerdict(
   now: number,
 ): { ok: true } | { ok: false; retryAt: number } {
   const day = pacificDay(now);
-  const minute = minuteIndex(now);
+  const windowMs = rpmWindow(limits);
+  const minute = minuteIndex(now, windowMs);
   const dayCount = counts?.day === day ? counts.dayCount : 0;
   const minuteCount = counts?.day === day && counts.minute === minute ? counts.minuteCount : 0;
   const dayFull = limits.rpd !== undefined && dayCount >= limits.rpd;
   const minuteFull = limits.rpm !== undefined && minuteCount >= limits.rpm;
   if (dayFull) return { ok: false, retryAt: nextPacificMidnight(now) };
-  if (minuteFull) return { ok: false, retryAt: (minute + 1) * MINUTE_MS };
+  if (minuteFull) return { ok: false, retryAt: (minute + 1) * windowMs };
   return { ok: true };
 }
 
