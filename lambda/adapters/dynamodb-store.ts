@@ -3,7 +3,13 @@ import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type {
   AcquireRequest,
@@ -192,6 +198,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     const skip = new Set(request.exclude);
     let quotaRetryAt: number | undefined;
     const cursor = this.cursors.get(group) ?? Math.floor(Math.random() * keys.length);
+    let surveyed = false;
     for (let tries = 0; tries <= keys.length; tries++) {
       for (const k of keys) {
         const until = this.fullUntil.get(budgetKey(group, k.budget, model));
@@ -227,8 +234,53 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         return { kind: 'key', keyId: picked.keyId };
       }
       this.fullUntil.set(budgetKey(group, ref.budget, model), refused);
+      if (!surveyed) {
+        // Budgets tend to fill together: rather than find each full one by a failed claim, read the
+        // other budgets' windows in one call and skip those already full.
+        surveyed = true;
+        await this.survey(group, keys, model, limits, now);
+      }
     }
     return unavailable(undefined, quotaRetryAt);
+  }
+
+  /** Reads the current windows of a group's budgets (one BatchGetItem) and notes which are full. */
+  private async survey(
+    group: string,
+    keys: readonly KeyRef[],
+    model: string,
+    limits: QuotaLimits,
+    now: number,
+  ) {
+    const today = pacificDay(now);
+    const budgets = [...new Set(keys.map((k) => k.budget))].filter((b) => {
+      const until = this.fullUntil.get(budgetKey(group, b, model));
+      return until === undefined || until <= now;
+    });
+    const byPk = new Map(budgets.map((b) => [`quota#${group}#${b}#${model}`, b]));
+    for (let i = 0; i < budgets.length; i += 100) {
+      const out = await this.doc.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [this.options.table]: {
+              Keys: [...byPk.keys()].slice(i, i + 100).map((pk) => ({ pk, sk: `day#${today}` })),
+            },
+          },
+        }),
+      );
+      for (const item of out.Responses?.[this.options.table] ?? []) {
+        const budget = byPk.get(str(item.pk) ?? '');
+        if (budget === undefined) continue;
+        const mw = num(item.mw);
+        const verdict = quotaVerdict(
+          limits,
+          { day: today, dayCount: num(item.d) ?? 0, minute: mw ?? -1, minuteCount: num(item.m) ?? 0 },
+          now,
+        );
+        if (mw !== undefined) this.windowMinute.set(budgetKey(group, budget, model), mw);
+        if (!verdict.ok) this.fullUntil.set(budgetKey(group, budget, model), verdict.retryAt);
+      }
+    }
   }
 
   /** Claims one request of a budget's current windows. Undefined when granted, else when it may be. */
@@ -269,6 +321,18 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
               ExpressionAttributeValues: { ':one': 1, ':mw': minute, ':rpd': rpd, ':ttl': ttl },
             });
         this.windowMinute.set(id, num(out?.mw) ?? minute);
+        // Took the last unit: skip this budget without a call until its window opens again.
+        const after = quotaVerdict(
+          limits,
+          {
+            day: today,
+            dayCount: num(out?.d) ?? 0,
+            minute: num(out?.mw) ?? minute,
+            minuteCount: num(out?.m) ?? 0,
+          },
+          now,
+        );
+        if (!after.ok) this.fullUntil.set(id, after.retryAt);
         return undefined;
       } catch (err) {
         const current = await this.itemOnConflict(err, Key);

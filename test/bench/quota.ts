@@ -1,0 +1,180 @@
+/**
+ * `npm run bench:quota`: proactive quota routing across instances.
+ *
+ * A fake Gemini enforces a per-key quota over short windows (LIMIT requests per WINDOW_MS per key); two
+ * proxy instances share one DynamoDB engine (dynalite, or DYNAMODB_ENDPOINT) and the same limits. An
+ * open-loop load at 90 % and at 200 % of capacity is spread over both instances. Prints one JSON line
+ * per load: client success %, Gemini 429s as % of Gemini calls, goodput as % of capacity, latency of the
+ * proxy's own refusals, Gemini calls per refusal, and DynamoDB calls per request.
+ */
+import http from 'node:http';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+import { FallbackKeyStateStore } from '../../lambda/adapters/fallback-store.js';
+import { JsonLogger } from '../../lambda/adapters/logger.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { parseConfig } from '../../lambda/core/config.js';
+import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
+import { countCalls } from '../support/call-counter.js';
+import { startDynamoEngine, testClient } from '../support/dynamo-engine.js';
+import { startFakeGemini } from '../support/fake-gemini.js';
+
+const KEYS = Array.from({ length: 8 }, (_, i) => `bench-quota-key-${i}`);
+const LIMIT = 25;
+const WINDOW_MS = 2000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const TOKEN = 'bench-quota-token';
+const CAPACITY_RPS = (KEYS.length * LIMIT) / (WINDOW_MS / 1000);
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+interface Outcome {
+  status: number;
+  ms: number;
+}
+
+function post(agent: http.Agent, port: number, body: string): Promise<Outcome> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v1/chat/completions',
+        method: 'POST',
+        agent,
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
+      },
+    );
+    req.on('error', () => resolve({ status: 0, ms: performance.now() - started }));
+    req.end(body);
+  });
+}
+
+/** Sends `rps` requests per second for SECONDS, evenly spaced, alternating between the proxies. */
+async function offer(agent: http.Agent, ports: number[], rps: number, model: string): Promise<Outcome[]> {
+  const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
+  const total = Math.round(rps * SECONDS);
+  const started = performance.now();
+  const inflight: Promise<Outcome>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (i * 1000) / rps;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(post(agent, ports[i % ports.length]!, body));
+  }
+  return Promise.all(inflight);
+}
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function main(): Promise<void> {
+  const engine = await startDynamoEngine();
+  const fake = await startFakeGemini({ keys: KEYS });
+  for (const key of KEYS) fake.setQuota(key, { limit: LIMIT, windowMs: WINDOW_MS });
+  const config = parseConfig({
+    server: { host: '127.0.0.1', port: 0 },
+    client_tokens: [TOKEN],
+    groups: [
+      {
+        name: 'bench',
+        api_keys: KEYS,
+        target_url: fake.openAiBase,
+        limits: { rpm: LIMIT, rpm_window_ms: WINDOW_MS },
+      },
+    ],
+    upstream: { native_base_url: fake.url },
+    policy: { transient_retry_delay_ms: 5 },
+  });
+  const silent = new JsonLogger('silent');
+  const counters: Array<ReturnType<typeof countCalls>> = [];
+  const servers: RunningServer[] = [];
+  for (let i = 0; i < 2; i++) {
+    const client = testClient(engine.endpoint);
+    counters.push(countCalls(client));
+    const shared = new DynamoDbKeyStateStore({
+      client,
+      table: engine.table,
+      cacheMs: 1000,
+      rotationShards: 4,
+    });
+    const store = new FallbackKeyStateStore(shared, new MemoryKeyStateStore(), {
+      timeoutMs: 250,
+      retryAfterMs: 5000,
+      logger: silent,
+    });
+    servers.push(await startLocalServer({ config, logger: silent, store }));
+  }
+  const ports = servers.map((s) => Number(new URL(s.url).port));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+  try {
+    for (const load of [0.9, 2]) {
+      // A model of its own per load, so each starts with fresh windows; start on a window boundary.
+      const model = `bench-model-${load}`;
+      await new Promise((r) => setTimeout(r, WINDOW_MS - (Date.now() % WINDOW_MS) + 5));
+      fake.calls.splice(0);
+      for (const c of counters) c.reset();
+      const outcomes = await offer(agent, ports, CAPACITY_RPS * load, model);
+      const ok = outcomes.filter((o) => o.status === 200);
+      const refused = outcomes.filter((o) => o.status === 429);
+      const geminiCalls = fake.calls.length;
+      const gemini429 = fake.calls.filter((c) => c.status === 429).length;
+      const dynamoCalls = counters.reduce((n, c) => n + c.total(), 0);
+      const capacityInRun = CAPACITY_RPS * SECONDS;
+      process.stdout.write(
+        `${JSON.stringify({
+          bench: 'quota',
+          offered_pct_of_capacity: load * 100,
+          capacity_rps: CAPACITY_RPS,
+          seconds: SECONDS,
+          requests: outcomes.length,
+          client_success_pct: r2((100 * ok.length) / outcomes.length),
+          gemini_429_pct_of_gemini_calls: r2((100 * gemini429) / Math.max(1, geminiCalls)),
+          goodput_pct_of_capacity: r2((100 * ok.length) / capacityInRun),
+          refused: refused.length,
+          refused_p50_ms: r2(
+            quantile(
+              refused.map((o) => o.ms),
+              0.5,
+            ),
+          ),
+          refused_p99_ms: r2(
+            quantile(
+              refused.map((o) => o.ms),
+              0.99,
+            ),
+          ),
+          // Gemini calls not accounted for by successes: refusals that still cost Gemini a call.
+          gemini_calls_per_refusal: r2((geminiCalls - ok.length) / Math.max(1, refused.length)),
+          other_statuses: outcomes.length - ok.length - refused.length,
+          dynamodb_calls_per_request: r2(dynamoCalls / outcomes.length),
+          success_p50_ms: r2(
+            quantile(
+              ok.map((o) => o.ms),
+              0.5,
+            ),
+          ),
+        })}\n`,
+      );
+    }
+  } finally {
+    agent.destroy();
+    for (const s of servers) await s.close(100);
+    await fake.close();
+    await engine.close();
+  }
+}
+
+await main();
