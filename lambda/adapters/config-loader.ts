@@ -75,7 +75,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): ProxyCo
   if (dynamoEndpoint || table) {
     const state: Record<string, unknown> = isRecord(config.state) ? { ...config.state } : {};
     state.store = 'dynamodb';
-    if (dynamoEndpoint) state.endpoint = dynamoEndpoint;
+    if (dynamoEndpoint) {
+      state.endpoint = dynamoEndpoint;
+      // An endpoint means a local engine: create the table unless the file says otherwise.
+      state.create_table ??= true;
+    }
     if (table) state.table = table;
     config.state = state;
   }

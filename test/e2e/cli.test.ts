@@ -4,7 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
@@ -99,6 +101,40 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
     expect(logs).toContain('"message":"shutting down"');
     expect(logs).not.toContain(KEY);
     expect(logs).not.toContain(TOKEN);
+  });
+
+  it('runs on a DynamoDB engine given by DYNAMODB_ENDPOINT, creating its table', async () => {
+    // Prepare: a bare engine with no table yet
+    const { default: dynalite } = await import('dynalite');
+    const engine = dynalite({ createTableMs: 0 });
+    await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${engine.address().port}`;
+    const ddb = mkdtempSync(join(tmpdir(), 'gp-cli-ddb-'));
+    writeFileSync(
+      join(ddb, 'config.yaml'),
+      `client_tokens: [${TOKEN}]\ngroups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n`,
+    );
+    try {
+      // Act
+      const server = await start({ DYNAMODB_ENDPOINT: endpoint, TABLE_NAME: 'cli-table', PORT: '0' }, ddb);
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] }),
+      });
+      server.child.kill('SIGTERM');
+      await once(server.child, 'exit');
+
+      // Assess
+      expect(res.status).toBe(200);
+      const tables = await testClient(endpoint).send(new ListTablesCommand({}));
+      expect(tables.TableNames).toContain('cli-table');
+      expect(server.output.join('\n')).toContain('"message":"state table ready"');
+    } finally {
+      const closed = new Promise<void>((resolve) => engine.close(() => resolve()));
+      engine.closeAllConnections();
+      await closed;
+    }
   });
 
   it('refuses to start on an invalid config, naming the field and not the key', async () => {

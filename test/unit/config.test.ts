@@ -195,6 +195,11 @@ describe('Function: loadConfig', () => {
       store: 'dynamodb',
       endpoint: 'http://127.0.0.1:8000',
       table: 'my-table',
+      create_table: true,
+    });
+    expect(loadConfig({ TABLE_NAME: 'on-aws' }, dir).state).toMatchObject({
+      table: 'on-aws',
+      create_table: false,
     });
   });
 
