@@ -100,16 +100,26 @@ const stateSchema = z.strictObject({
   retry_after_ms: positiveMs.default(5000),
 });
 
+const clientRpm = z.number().int('expected an integer').positive('expected a positive number').optional();
+
+/**
+ * A client token: plain (local config), `{ token, rpm }`, or `{ sha256, rpm }` where only the token's
+ * SHA-256 is stored (the Secrets Manager form: the proxy never needs the token itself).
+ */
 const clientTokenSchema = z.union(
   [
     z.string().min(1, 'expected a non-empty token'),
     z.strictObject({
       token: z.string().min(1, 'expected a non-empty token'),
       /** Requests per minute this client may make, across every instance. */
-      rpm: z.number().int('expected an integer').positive('expected a positive number').optional(),
+      rpm: clientRpm,
+    }),
+    z.strictObject({
+      sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits'),
+      rpm: clientRpm,
     }),
   ],
-  'expected a token, or { token, rpm }',
+  'expected a token, { token, rpm } or { sha256, rpm }',
 );
 
 /** The whole proxy configuration, as read from YAML (snake_case, like the file). */
@@ -138,11 +148,15 @@ export function configuredKeys(group: GroupConfig): ConfiguredKey[] {
   );
 }
 
-/** Client tokens with their optional per-minute limit. */
-export function configuredTokens(config: ProxyConfig): Array<{ token: string; rpm: number | undefined }> {
-  return config.client_tokens.map((t) =>
-    typeof t === 'string' ? { token: t, rpm: undefined } : { token: t.token, rpm: t.rpm },
-  );
+/** Client tokens with their optional per-minute limit; `token` is absent where only its hash is configured. */
+export function configuredTokens(
+  config: ProxyConfig,
+): Array<{ token: string | undefined; sha256: string | undefined; rpm: number | undefined }> {
+  return config.client_tokens.map((t) => {
+    if (typeof t === 'string') return { token: t, sha256: undefined, rpm: undefined };
+    if ('token' in t) return { token: t.token, sha256: undefined, rpm: t.rpm };
+    return { token: undefined, sha256: t.sha256.toLowerCase(), rpm: t.rpm };
+  });
 }
 
 /** Raised for a configuration that can't be used; the message names every bad field and no value. */

@@ -78,7 +78,7 @@ export class GeminiProxy {
     this.groups = deps.config.groups.map(buildGroup);
     const secrets = [
       ...deps.config.groups.flatMap((g) => configuredKeys(g).map((k) => k.apiKey)),
-      ...tokens.map((t) => t.token),
+      ...tokens.flatMap((t) => (t.token === undefined ? [] : [t.token])),
     ];
     this.forwarder = new Forwarder({
       config: deps.config,

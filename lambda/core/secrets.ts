@@ -19,11 +19,19 @@ export interface ClientIdentity {
 export class TokenVerifier {
   private readonly entries: ReadonlyArray<{ hash: Buffer; identity: ClientIdentity }>;
 
-  constructor(tokens: ReadonlyArray<{ token: string; rpm: number | undefined }>) {
-    this.entries = tokens.map(({ token, rpm }) => ({
-      hash: sha256(token),
-      identity: { clientId: keyId(token), rpm },
-    }));
+  /** Each token given plain or as its SHA-256 (hex). */
+  constructor(
+    tokens: ReadonlyArray<{
+      token?: string | undefined;
+      sha256?: string | undefined;
+      rpm: number | undefined;
+    }>,
+  ) {
+    this.entries = tokens.map(({ token, sha256: hex, rpm }) => {
+      const hash = token === undefined ? Buffer.from(hex ?? '', 'hex') : sha256(token);
+      // The client id is the same hash prefix a key id uses: safe to store and log.
+      return { hash, identity: { clientId: hash.toString('hex').slice(0, 16), rpm } };
+    });
   }
 
   get enabled(): boolean {

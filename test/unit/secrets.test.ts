@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { keyId, Scrubber, TokenVerifier } from '../../lambda/core/secrets.js';
 
@@ -21,6 +22,13 @@ describe('Class: TokenVerifier', () => {
     expect(verifier.verify('alpha-token ')).toBeUndefined();
     expect(verifier.verify('')).toBeUndefined();
     expect(verifier.verify(undefined)).toBeUndefined();
+  });
+
+  it('accepts a token configured only by its SHA-256', () => {
+    const hex = createHash('sha256').update('stored-as-hash').digest('hex');
+    const verifier = new TokenVerifier([{ sha256: hex.toUpperCase(), rpm: 7 }]);
+    expect(verifier.verify('stored-as-hash')).toEqual({ clientId: keyId('stored-as-hash'), rpm: 7 });
+    expect(verifier.verify(hex)).toBeUndefined();
   });
 
   it('is disabled without tokens', () => {
