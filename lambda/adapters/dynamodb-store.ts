@@ -44,9 +44,37 @@ export interface DynamoDbStoreOptions {
 
 type Item = Record<string, unknown>;
 
+/** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
+interface CachedKey {
+  health: Exclude<KeyStatus, 'disabled'>;
+  reason: string | undefined;
+  disabled: boolean;
+  cooldowns: Record<string, Cooldown>;
+  /** When this instance last changed it: a read that started earlier must not undo that. */
+  changedAt: number;
+}
+
 interface GroupCache {
   at: number;
-  keys: Map<string, { status: KeyStatus; reason: string | undefined; cooldowns: Record<string, Cooldown> }>;
+  keys: Map<string, CachedKey>;
+}
+
+const newKey = (): CachedKey => ({
+  health: 'active',
+  reason: undefined,
+  disabled: false,
+  cooldowns: {},
+  changedAt: 0,
+});
+
+function view(keyId: string, k: CachedKey | undefined): KeyView {
+  if (k === undefined) return { keyId, status: 'active', reason: undefined, cooldowns: {} };
+  return {
+    keyId,
+    status: k.disabled ? 'disabled' : k.health,
+    reason: k.disabled ? 'operator' : k.reason,
+    cooldowns: { ...k.cooldowns },
+  };
 }
 
 interface SuccessTally {
@@ -70,7 +98,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
  * | `grp#<group>` | `key#<keyId>` | status, reason, success counters |
  * | `grp#<group>` | `cool#<keyId>#<model>` | cooldown `until`, `cause`, ttl |
  * | `rr#<group>#<shard>` | `rr` | rotation counter `pos` |
- * | `quota#<group>#<budget>#<model>` | `day#<Pacific day>` | `d` today, `m` in minute `mw`, ttl |
+ * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today, `m` in minute `mw`, ttl |
  * | `client#<clientId>` | `min#<minute>` | `c` requests in that minute, ttl |
  *
  * Every write that decides something is conditional: cooldowns only extend, `invalid` never overwrites
@@ -131,27 +159,16 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       case 'cooldown':
         return this.extendCooldown(update.group, update.keyId, update.model, update.cooldown);
       case 'invalid':
-        return this.setStatus(
-          update.group,
-          update.keyId,
-          'invalid',
-          update.reason,
-          'attribute_not_exists(#s) OR #s = :active',
-        );
+        return this.markInvalid(update.group, update.keyId, update.reason);
       case 'operator':
-        return update.status === 'disabled'
-          ? this.setStatus(update.group, update.keyId, 'disabled', 'operator', undefined)
-          : this.setStatus(update.group, update.keyId, 'active', undefined, '#s = :disabled');
+        return this.setDisabled(update.group, update.keyId, update.status === 'disabled');
     }
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
     const cache = await this.load(group);
 
-    return keyIds.map((keyId) => {
-      const k = cache.keys.get(keyId);
-      return { keyId, status: k?.status ?? 'active', reason: k?.reason, cooldowns: { ...k?.cooldowns } };
-    });
+    return keyIds.map((keyId) => view(keyId, cache.keys.get(keyId)));
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
@@ -201,7 +218,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     let surveyed = false;
     for (let tries = 0; tries <= keys.length; tries++) {
       for (const k of keys) {
-        const until = this.fullUntil.get(budgetKey(group, k.budget, model));
+        const until = this.fullUntil.get(budgetKey(k.budget, model));
         if (until !== undefined && until > now) {
           skip.add(k.keyId);
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
@@ -220,50 +237,45 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       if (pending !== undefined) {
         // The claim goes out alongside the state read; if the fresh state rules the key out, the
         // claimed unit is spent unused (rare: only when the key changed within the cache time).
-        [cache, refused] = await Promise.all([pending, this.claimBudget(group, ref, model, limits, now)]);
+        [cache, refused] = await Promise.all([pending, this.claimBudget(ref, model, limits, now)]);
         pending = undefined;
         if (!isUsable(this.views(cache, [ref])[0]!, model, now)) {
           skip.add(ref.keyId);
           continue;
         }
       } else {
-        refused = await this.claimBudget(group, ref, model, limits, now);
+        refused = await this.claimBudget(ref, model, limits, now);
       }
       if (refused === undefined) {
         this.cursors.set(group, picked.index + 1);
         return { kind: 'key', keyId: picked.keyId };
       }
-      this.fullUntil.set(budgetKey(group, ref.budget, model), refused);
+      this.fullUntil.set(budgetKey(ref.budget, model), refused);
+      quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, refused);
       if (!surveyed) {
         // Budgets tend to fill together: rather than find each full one by a failed claim, read the
         // other budgets' windows in one call and skip those already full.
         surveyed = true;
-        await this.survey(group, keys, model, limits, now);
+        await this.survey(keys, model, limits, now);
       }
     }
     return unavailable(undefined, quotaRetryAt);
   }
 
-  /** Reads the current windows of a group's budgets (one BatchGetItem) and notes which are full. */
-  private async survey(
-    group: string,
-    keys: readonly KeyRef[],
-    model: string,
-    limits: QuotaLimits,
-    now: number,
-  ) {
+  /** Reads the current windows of the given keys' budgets (one BatchGetItem) and notes which are full. */
+  private async survey(keys: readonly KeyRef[], model: string, limits: QuotaLimits, now: number) {
     const today = pacificDay(now);
     const budgets = [...new Set(keys.map((k) => k.budget))].filter((b) => {
-      const until = this.fullUntil.get(budgetKey(group, b, model));
+      const until = this.fullUntil.get(budgetKey(b, model));
       return until === undefined || until <= now;
     });
-    const byPk = new Map(budgets.map((b) => [`quota#${group}#${b}#${model}`, b]));
+    const byPk = new Map(budgets.map((b) => [`quota#${b}#${model}`, b]));
     for (let i = 0; i < budgets.length; i += 100) {
       const out = await this.doc.send(
         new BatchGetCommand({
           RequestItems: {
             [this.options.table]: {
-              Keys: [...byPk.keys()].slice(i, i + 100).map((pk) => ({ pk, sk: `day#${today}` })),
+              Keys: [...byPk.keys()].slice(i, i + 100).map((pk) => ({ pk, sk: windowSk(today, limits) })),
             },
           },
         }),
@@ -277,25 +289,25 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
           { day: today, dayCount: num(item.d) ?? 0, minute: mw ?? -1, minuteCount: num(item.m) ?? 0 },
           now,
         );
-        if (mw !== undefined) this.windowMinute.set(budgetKey(group, budget, model), mw);
-        if (!verdict.ok) this.fullUntil.set(budgetKey(group, budget, model), verdict.retryAt);
+        if (mw !== undefined) this.windowMinute.set(budgetKey(budget, model), mw);
+        if (!verdict.ok) this.fullUntil.set(budgetKey(budget, model), verdict.retryAt);
       }
     }
   }
 
   /** Claims one request of a budget's current windows. Undefined when granted, else when it may be. */
   private async claimBudget(
-    group: string,
     ref: KeyRef,
     model: string,
     limits: QuotaLimits,
     now: number,
   ): Promise<number | undefined> {
-    const id = budgetKey(group, ref.budget, model);
+    const id = budgetKey(ref.budget, model);
     const today = pacificDay(now);
     const windowMs = rpmWindow(limits);
     const minute = minuteIndex(now, windowMs);
-    const Key = { pk: `quota#${group}#${ref.budget}#${model}`, sk: `day#${today}` };
+    // A budget is the project's (or key's) across every group: Gemini counts per project, not per group.
+    const Key = { pk: `quota#${ref.budget}#${model}`, sk: windowSk(today, limits) };
     const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#ttl': 'ttl' };
     const rpd = limits.rpd ?? Number.MAX_SAFE_INTEGER;
     const rpm = limits.rpm ?? Number.MAX_SAFE_INTEGER;
@@ -418,40 +430,58 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     }
     const entry = this.cachedKey(group, keyId);
     const cached = entry?.cooldowns[model];
-    if (entry !== undefined && (cached === undefined || cached.until < kept.until))
+    if (entry !== undefined && (cached === undefined || cached.until < kept.until)) {
       entry.cooldowns[model] = kept;
+    }
   }
 
-  private async setStatus(
-    group: string,
-    keyId: string,
-    status: KeyStatus,
-    reason: string | undefined,
-    condition: string | undefined,
-  ): Promise<void> {
+  /** Marks a key invalid unless it already is; the operator's disable flag is untouched either way. */
+  private async markInvalid(group: string, keyId: string, reason: string): Promise<void> {
     const Key = { pk: `grp#${group}`, sk: `key#${keyId}` };
-    const values: Item = { ':status': status, ':now': this.now(), ':one': 1 };
-    if (condition?.includes(':active')) values[':active'] = 'active';
-    if (condition?.includes(':disabled')) values[':disabled'] = 'disabled';
-    if (reason !== undefined) values[':reason'] = reason;
-    let current: { status: KeyStatus; reason: string | undefined } = { status, reason };
+    let stored = { health: 'invalid' as CachedKey['health'], reason: reason as string | undefined };
     try {
       await this.update({
         Key,
-        UpdateExpression: `SET #s = :status, #at = :now${reason === undefined ? '' : ', #r = :reason'} ADD #v :one${reason === undefined ? ' REMOVE #r' : ''}`,
-        ConditionExpression: condition,
+        UpdateExpression: 'SET #s = :invalid, #r = :reason, #at = :now ADD #v :one',
+        ConditionExpression: 'attribute_not_exists(#s) OR #s = :active',
         ExpressionAttributeNames: { '#s': 'status', '#r': 'reason', '#at': 'statusAt', '#v': 'version' },
-        ExpressionAttributeValues: values,
+        ExpressionAttributeValues: {
+          ':invalid': 'invalid',
+          ':active': 'active',
+          ':reason': reason,
+          ':now': this.now(),
+          ':one': 1,
+        },
       });
     } catch (err) {
-      // The condition lost (disabled wins; invalid stays invalid): adopt what is stored.
+      // Already invalid (for the first reason found): adopt what is stored.
       const item = await this.itemOnConflict(err, Key);
-      current = { status: (str(item?.status) ?? 'active') as KeyStatus, reason: str(item?.reason) };
+      stored = { health: str(item?.status) === 'invalid' ? 'invalid' : 'active', reason: str(item?.reason) };
     }
     const entry = this.cachedKey(group, keyId);
     if (entry !== undefined) {
-      entry.status = current.status;
-      entry.reason = current.reason;
+      entry.health = stored.health;
+      entry.reason = stored.reason;
+      entry.changedAt = this.now();
+    }
+  }
+
+  /** The operator's switch: `disabled` wins over everything; lifting it leaves the key's health as it is. */
+  private async setDisabled(group: string, keyId: string, disabled: boolean): Promise<void> {
+    await this.update({
+      Key: { pk: `grp#${group}`, sk: `key#${keyId}` },
+      UpdateExpression: disabled
+        ? 'SET #d = :true, #at = :now ADD #v :one'
+        : 'SET #at = :now REMOVE #d ADD #v :one',
+      ExpressionAttributeNames: { '#d': 'disabled', '#at': 'statusAt', '#v': 'version' },
+      ExpressionAttributeValues: disabled
+        ? { ':true': true, ':now': this.now(), ':one': 1 }
+        : { ':now': this.now(), ':one': 1 },
+    });
+    const entry = this.cachedKey(group, keyId);
+    if (entry !== undefined) {
+      entry.disabled = disabled;
+      entry.changedAt = this.now();
     }
   }
 
@@ -495,11 +525,12 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 
   private async load(group: string): Promise<GroupCache> {
-    const keys: GroupCache['keys'] = new Map();
+    const started = this.now();
+    const keys = new Map<string, CachedKey>();
     const entry = (keyId: string) => {
       let k = keys.get(keyId);
       if (k === undefined) {
-        k = { status: 'active', reason: undefined, cooldowns: {} };
+        k = newKey();
         keys.set(keyId, k);
       }
       return k;
@@ -518,8 +549,9 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         const sk = str(item.sk) ?? '';
         if (sk.startsWith('key#')) {
           const k = entry(sk.slice(4));
-          k.status = (str(item.status) ?? 'active') as KeyStatus;
+          k.health = str(item.status) === 'invalid' ? 'invalid' : 'active';
           k.reason = str(item.reason);
+          k.disabled = item.disabled === true;
         } else if (sk.startsWith('cool#')) {
           const rest = sk.slice(5);
           const hash = rest.indexOf('#');
@@ -534,24 +566,61 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       }
       start = out.LastEvaluatedKey;
     } while (start !== undefined);
+    // What this instance wrote while the read was in flight may not be in it: keep that.
+    for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
+      const read = entry(keyId);
+      for (const [model, c] of Object.entries(mine.cooldowns)) {
+        const other = read.cooldowns[model];
+        if (other === undefined || other.until < c.until) read.cooldowns[model] = c;
+      }
+      if (mine.changedAt >= started) {
+        read.health = mine.health;
+        read.reason = mine.reason;
+        read.disabled = mine.disabled;
+        read.changedAt = mine.changedAt;
+      }
+    }
     const cache: GroupCache = { at: this.now(), keys };
     this.groups.set(group, cache);
+    this.prune();
     return cache;
   }
 
-  private views(cache: GroupCache, keys: readonly KeyRef[]): KeyView[] {
-    return keys.map(({ keyId }) => {
-      const k = cache.keys.get(keyId);
-      return k === undefined ? { keyId, status: 'active', cooldowns: {} } : { keyId, ...k };
-    });
+  /** Drops remembered budgets and windows that no longer matter, so model names can't grow memory. */
+  private prune(): void {
+    if (this.fullUntil.size + this.windowMinute.size < 1000) return;
+    const now = this.now();
+    for (const [id, until] of this.fullUntil) if (until <= now) this.fullUntil.delete(id);
+    this.windowMinute.clear();
   }
 
-  private cachedKey(group: string, keyId: string) {
+  /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
+  snapshot(): KeyStateUpdate[] {
+    const now = this.now();
+    const updates: KeyStateUpdate[] = [];
+    for (const [group, cache] of this.groups) {
+      for (const [keyId, k] of cache.keys) {
+        if (k.health === 'invalid')
+          updates.push({ kind: 'invalid', group, keyId, reason: k.reason ?? 'unknown' });
+        if (k.disabled) updates.push({ kind: 'operator', group, keyId, status: 'disabled' });
+        for (const [model, cooldown] of Object.entries(k.cooldowns)) {
+          if (cooldown.until > now) updates.push({ kind: 'cooldown', group, keyId, model, cooldown });
+        }
+      }
+    }
+    return updates;
+  }
+
+  private views(cache: GroupCache, keys: readonly KeyRef[]): KeyView[] {
+    return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId)));
+  }
+
+  private cachedKey(group: string, keyId: string): CachedKey | undefined {
     const cache = this.groups.get(group);
     if (cache === undefined) return undefined;
     let k = cache.keys.get(keyId);
     if (k === undefined) {
-      k = { status: 'active', reason: undefined, cooldowns: {} };
+      k = newKey();
       cache.keys.set(keyId, k);
     }
     return k;
@@ -567,8 +636,13 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 }
 
-function budgetKey(group: string, budget: string, model: string): string {
-  return `${group}\u0000${budget}\u0000${model}`;
+/** The window item of a Pacific day; the rpm window length is part of it, so changing it starts afresh. */
+function windowSk(day: string, limits: QuotaLimits): string {
+  return `day#${day}#w${rpmWindow(limits)}`;
+}
+
+function budgetKey(budget: string, model: string): string {
+  return `${budget}\u0000${model}`;
 }
 
 function clientKey(client: ClientLimit): string {

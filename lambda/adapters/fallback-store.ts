@@ -52,9 +52,11 @@ export class FallbackKeyStateStore implements KeyStateStore {
   }
 
   async acquire(request: AcquireRequest): Promise<Acquisition> {
-    if (!this.degraded) {
+    // A request never waits on shared state for longer than its allowance, however many calls it makes.
+    const allowance = Math.min(this.options.timeoutMs, request.waitBudgetMs ?? this.options.timeoutMs);
+    if (!this.degraded && allowance > 0) {
       try {
-        const result = await this.bounded(this.shared.acquire(request));
+        const result = await this.bounded(this.shared.acquire(request), allowance);
         this.recovered();
         return result;
       } catch (err) {
@@ -99,23 +101,33 @@ export class FallbackKeyStateStore implements KeyStateStore {
     }
   }
 
-  private bounded<T>(work: Promise<T>): Promise<T> {
+  private bounded<T>(work: Promise<T>, ms = this.options.timeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(this.options.timeoutMs)), this.options.timeoutMs);
+      timer = setTimeout(() => reject(new TimeoutError(ms)), ms);
     });
     // The shared call may still settle after the timeout; its outcome is then ignored.
     work.catch(() => undefined);
     return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * A failed call is served locally. Only an outage (network, timeout, throttling, 5xx, missing table or
+   * access) switches the instance to local state; a request DynamoDB rejects as invalid does not.
+   */
   private fail(operation: string, err: unknown): void {
+    if (!isOutage(err)) {
+      this.options.logger.warn('shared state rejected a call', { operation, error: errorName(err) });
+      return;
+    }
     const wasDegraded = this.degraded;
     this.degradedUntil = this.now() + this.options.retryAfterMs;
     if (!wasDegraded) {
+      // Start from what the shared store last knew: other instances' cooldowns and dead keys.
+      for (const update of this.shared.snapshot?.() ?? []) void this.local.record(update);
       this.options.logger.error('shared state unavailable; serving from local state', {
         operation,
-        error: err instanceof Error ? err.name : 'unknown',
+        error: errorName(err),
         retryInMs: this.options.retryAfterMs,
       });
     }
@@ -130,6 +142,15 @@ export class FallbackKeyStateStore implements KeyStateStore {
         try {
           await this.bounded(this.shared.record(update));
         } catch (err) {
+          if (!isOutage(err)) {
+            // It will never be accepted: drop it (and say so) rather than block those behind it.
+            this.options.logger.warn('dropped a state update the shared store rejects', {
+              kind: update.kind,
+              keyId: update.keyId,
+              error: errorName(err),
+            });
+            continue;
+          }
           this.pending.unshift(...updates.slice(i));
           this.fail('replay', err);
           break;
@@ -150,4 +171,15 @@ export class FallbackKeyStateStore implements KeyStateStore {
       this.options.logger.warn('dropped oldest pending state updates', { dropped: dropped.length });
     }
   }
+}
+
+/** Errors that mean "the request was wrong", not "DynamoDB is unavailable". */
+const REJECTIONS = new Set(['ValidationException', 'SerializationException']);
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+export function isOutage(err: unknown): boolean {
+  return !REJECTIONS.has(errorName(err));
 }

@@ -19,9 +19,20 @@ import {
 
 interface MutableKey {
   keyId: string;
-  status: KeyView['status'];
+  health: 'active' | 'invalid';
   reason?: string | undefined;
+  /** The operator's switch, kept apart from health: lifting it restores whatever health the key has. */
+  disabled: boolean;
   cooldowns: Record<string, Cooldown>;
+}
+
+function view(k: MutableKey): KeyView {
+  return {
+    keyId: k.keyId,
+    status: k.disabled ? 'disabled' : k.health,
+    reason: k.disabled ? 'operator' : k.reason,
+    cooldowns: { ...k.cooldowns },
+  };
 }
 
 /** The soonest of two optional instants, and which of them it was. */
@@ -54,17 +65,13 @@ export class MemoryKeyStateStore implements KeyStateStore {
       if (count >= request.client.rpm) return { kind: 'client_limited', retryAt: (minute + 1) * MINUTE_MS };
       this.clients.set(request.client.clientId, { minute, count: count + 1 });
     }
-    const views = request.keys.map((k) => this.key(group, k.keyId));
+    const views = request.keys.map((k) => view(this.key(group, k.keyId)));
     let skip = request.exclude;
     let quotaRetryAt: number | undefined;
     if (hasLimits(limits)) {
       const blocked = new Set(request.exclude);
       for (const k of request.keys) {
-        const verdict = quotaVerdict(
-          limits,
-          this.budgets.get(`${group}\u0000${k.budget}\u0000${model}`),
-          now,
-        );
+        const verdict = quotaVerdict(limits, this.budgets.get(`${k.budget}\u0000${model}`), now);
         if (!verdict.ok) {
           blocked.add(k.keyId);
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, verdict.retryAt);
@@ -79,7 +86,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
     }
     this.cursors.set(group, (picked.index + 1) % views.length);
     if (hasLimits(limits)) {
-      this.count(`${group}\u0000${request.keys[picked.index]!.budget}\u0000${model}`, now, rpmWindow(limits));
+      this.count(`${request.keys[picked.index]!.budget}\u0000${model}`, now, rpmWindow(limits));
     }
     return { kind: 'key', keyId: picked.keyId };
   }
@@ -96,28 +103,19 @@ export class MemoryKeyStateStore implements KeyStateStore {
         return;
       }
       case 'invalid':
-        if (key.status === 'active') {
-          key.status = 'invalid';
+        if (key.health === 'active') {
+          key.health = 'invalid';
           key.reason = update.reason;
         }
         return;
       case 'operator':
-        if (update.status === 'disabled') {
-          key.status = 'disabled';
-          key.reason = 'operator';
-        } else if (key.status === 'disabled') {
-          key.status = 'active';
-          key.reason = undefined;
-        }
+        key.disabled = update.status === 'disabled';
         return;
     }
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
-    return keyIds.map((id) => {
-      const k = this.key(group, id);
-      return { keyId: k.keyId, status: k.status, reason: k.reason, cooldowns: { ...k.cooldowns } };
-    });
+    return keyIds.map((id) => view(this.key(group, id)));
   }
 
   async flush(): Promise<void> {}
@@ -139,7 +137,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
     const id = `${group}\u0000${keyId}`;
     let key = this.keys.get(id);
     if (key === undefined) {
-      key = { keyId, status: 'active', cooldowns: {} };
+      key = { keyId, health: 'active', disabled: false, cooldowns: {} };
       this.keys.set(id, key);
     }
     return key;

@@ -8,7 +8,7 @@ import { FallbackKeyStateStore } from './fallback-store.js';
 import { MemoryKeyStateStore } from './memory-store.js';
 
 /** The DynamoDB client for the state store: bounded calls, one SDK retry (the fallback is the real one). */
-export function stateClient(state: ProxyConfig['state']): DynamoDBClient {
+export function stateClient(state: ProxyConfig['state'], timeoutMs = state.timeout_ms): DynamoDBClient {
   const local = state.endpoint !== undefined;
   return new DynamoDBClient({
     endpoint: state.endpoint,
@@ -19,7 +19,7 @@ export function stateClient(state: ProxyConfig['state']): DynamoDBClient {
         ? { accessKeyId: 'local', secretAccessKey: 'local' }
         : undefined,
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: state.timeout_ms, requestTimeout: state.timeout_ms },
+    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
   });
 }
 
@@ -32,7 +32,8 @@ export async function createStateStore(config: ProxyConfig, logger: Logger): Pro
   if (state.store === 'memory') return new MemoryKeyStateStore();
   const client = stateClient(state);
   if (state.create_table) {
-    const result = await ensureTable(client, state.table);
+    // Creating a table takes seconds, not the hot path's milliseconds.
+    const result = await ensureTable(stateClient(state, 10_000), state.table);
     logger.info('state table ready', { table: state.table, result });
   }
   const shared = new DynamoDbKeyStateStore({

@@ -12,7 +12,15 @@ import {
   UpstreamError,
   type UpstreamResponse,
 } from './http.js';
-import type { ClientLimit, KeyRef, KeyStateStore, KeyStateUpdate, QuotaLimits } from './key-state.js';
+import type {
+  AcquireRequest,
+  Acquisition,
+  ClientLimit,
+  KeyRef,
+  KeyStateStore,
+  KeyStateUpdate,
+  QuotaLimits,
+} from './key-state.js';
 import type { Logger } from './logger.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
@@ -57,6 +65,8 @@ interface ForwarderDeps {
 /** Per-request bookkeeping shared by the attempt loop and the final log line. */
 interface Attempts {
   count: number;
+  /** What is left of this request's allowance for waiting on shared state. */
+  stateWaitMs: number;
   readonly deadline: RequestDeadline;
   group?: string | undefined;
   keyId?: string | undefined;
@@ -83,7 +93,7 @@ export class Forwarder {
 
   async forward(job: ForwardJob): Promise<ProxyResponse> {
     const deadline = new RequestDeadline(job.request.signal, this.deps.config.upstream.request_timeout_ms);
-    const state: Attempts = { count: 0, deadline };
+    const state: Attempts = { count: 0, deadline, stateWaitMs: this.deps.config.state.timeout_ms };
     try {
       return await this.attempt(job, state);
     } catch (err) {
@@ -104,7 +114,7 @@ export class Forwarder {
       let soonest: number | undefined;
       for (const group of job.groups) {
         while (state.count < config.policy.max_attempts) {
-          const acquisition = await this.deps.store.acquire({
+          const acquisition = await this.acquire(state, {
             group: group.name,
             keys: group.refs,
             model: job.model,
@@ -217,6 +227,22 @@ export class Forwarder {
           if (!(await sleep(decision.delayMs, true, { signal }).catch(() => false))) {
             return { answer: this.finish(job, state, cancelled(job)) };
           }
+          if (group.limits !== undefined) {
+            // Every Gemini call spends budget, retries included: claim this key's budget again.
+            const ref = group.refs.find((r) => r.keyId === keyId)!;
+            const again = await this.acquire(state, {
+              group: group.name,
+              keys: [ref],
+              model: job.model,
+              now: now(),
+              exclude: new Set(),
+              limits: group.limits,
+            });
+            if (again.kind !== 'key') {
+              state.lastFailure = answer;
+              return { rotate: true };
+            }
+          }
           continue;
         case 'cool_and_rotate':
           if (decision.cooldown !== undefined) {
@@ -252,6 +278,16 @@ export class Forwarder {
           });
           return { rotate: true };
       }
+    }
+  }
+
+  /** Asks the store for a key, charging the time spent to the request's allowance for shared state. */
+  private async acquire(state: Attempts, request: AcquireRequest): Promise<Acquisition> {
+    const started = this.deps.now();
+    try {
+      return await this.deps.store.acquire({ ...request, waitBudgetMs: state.stateWaitMs });
+    } finally {
+      state.stateWaitMs -= this.deps.now() - started;
     }
   }
 

@@ -45,6 +45,8 @@ export interface AcquireRequest {
   readonly limits?: QuotaLimits | undefined;
   /** When set, the request also counts against this client's per-minute limit (first acquire only). */
   readonly client?: ClientLimit | undefined;
+  /** How long this call may still wait on shared state: what is left of the request's allowance. */
+  readonly waitBudgetMs?: number | undefined;
 }
 
 export interface ClientLimit {
@@ -94,6 +96,8 @@ export interface KeyStateStore {
   describe(group: string, keyIds: readonly string[]): Promise<KeyView[]>;
   /** Writes anything buffered (e.g. success counters); entries call it before they stop. */
   flush(): Promise<void>;
+  /** What this store last knew of cooldowns and statuses, to seed a fallback store (optional). */
+  snapshot?(): KeyStateUpdate[];
 }
 
 /** True when the key may serve `model` at `now`. */

@@ -20,6 +20,7 @@ export interface ProxyDeps {
 }
 
 const JSON_TYPE = /^application\/(.+\+)?json\b/i;
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 function buildGroup(group: GroupConfig): KeyGroup {
   const keys = new Map<string, string>();
@@ -180,6 +181,16 @@ export class GeminiProxy {
         );
       }
       model = parsed;
+    }
+    // Model names become parts of state keys and log fields: keep them to what Gemini's names look like.
+    if (model !== '' && !MODEL_NAME.test(model)) {
+      this.logRefusal(request, 400, started);
+      return openAiError(
+        400,
+        'The model name is not valid: use letters, digits and . _ - : / @ (at most 128 characters).',
+        'invalid_request_error',
+        'invalid_model',
+      );
     }
 
     const target: Target =

@@ -97,4 +97,31 @@ describe('Integration: the proxy on shared DynamoDB state (real engine)', () => 
       await h.close();
     }
   });
+
+  it('bounds the wait on a DynamoDB that hangs, per request, not per call', async () => {
+    // Prepare: every DynamoDB call will hang; 8 keys all answer 429 so the request makes many acquisitions
+    const h = await startHarness({ config: { state: state({ timeout_ms: 150, retry_after_ms: 60_000 }) } });
+    try {
+      expect((await postChat(h, chatBody('hang-model'))).status).toBe(200);
+      await engine.stall();
+      for (const key of KEYS) h.fake.setQuota(key, { limit: 0, windowMs: 60_000, model: 'hang-model' });
+
+      // Act
+      const started = Date.now();
+      const res = await postChat(h, chatBody('hang-model'));
+      const first = Date.now() - started;
+      const again = Date.now();
+      const second = await postChat(h, chatBody('hang-model'));
+
+      // Assess: one bounded wait, then local state; the second request doesn't wait at all
+      expect(res.status).toBe(429);
+      expect(first).toBeLessThan(150 + 300);
+      expect(second.status).toBe(429);
+      expect(Date.now() - again).toBeLessThan(100);
+      expect(h.logs.filter((l) => l.includes('shared state unavailable'))).toHaveLength(1);
+    } finally {
+      await engine.start();
+      await h.close();
+    }
+  });
 });

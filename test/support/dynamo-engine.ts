@@ -13,7 +13,9 @@ export interface DynamoEngine {
   readonly table: string;
   /** DynamoDB becomes unreachable: connections refused, open ones reset. */
   stop(): Promise<void>;
-  /** Reachable again, data kept. */
+  /** DynamoDB hangs: connections are accepted and never answered. */
+  stall(): Promise<void>;
+  /** Reachable again (after stop or stall), data kept. */
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -27,8 +29,13 @@ export function testClient(endpoint: string): DynamoDBClient {
 /** Forwards 127.0.0.1:<port> to a target; `cut` refuses and resets, `restore` listens again on the same port. */
 async function relay(targetHost: string, targetPort: number) {
   const sockets = new Set<net.Socket>();
+  let stalled = false;
   const makeServer = () =>
     net.createServer((client) => {
+      sockets.add(client);
+      client.on('close', () => sockets.delete(client));
+      client.on('error', () => client.destroy());
+      if (stalled) return; // accepted, never answered
       const upstream = net.connect(targetPort, targetHost);
       for (const s of [client, upstream]) {
         sockets.add(s);
@@ -53,7 +60,15 @@ async function relay(targetHost: string, targetPort: number) {
       for (const s of sockets) s.destroy();
       await closed;
     },
+    async stall() {
+      stalled = true;
+      for (const s of sockets) s.destroy();
+    },
     async restore() {
+      if (stalled) {
+        stalled = false;
+        for (const s of sockets) s.destroy();
+      }
       if (open) return;
       server = makeServer();
       await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -88,6 +103,7 @@ export async function startDynamoEngine(
     endpoint,
     table,
     stop: () => link.cut(),
+    stall: () => link.stall(),
     start: () => link.restore(),
     async close() {
       await link.cut();

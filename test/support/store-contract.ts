@@ -20,8 +20,10 @@ export function keyStateStoreContract(
     async function setup() {
       const store = await create();
       const group = `g${++groupSeq}-${Math.random().toString(36).slice(2, 8)}`;
+      // Budgets are shared across groups (they are Google projects): make this test's its own.
+      const own = keys.map((k) => ({ ...k, budget: `${k.budget}@${group}` }));
       const acquire = (over: Partial<AcquireRequest> = {}) =>
-        store.acquire({ group, keys, model: 'm', now, exclude: new Set(), ...over });
+        store.acquire({ group, keys: own, model: 'm', now, exclude: new Set(), ...over });
       return { store, group, acquire };
     }
 
@@ -125,12 +127,20 @@ export function keyStateStoreContract(
       await store.flush();
       expect((await store.describe(group, ['k0']))[0]).toMatchObject({ status: 'disabled' });
       for (let i = 0; i < 8; i++) expect((await acquire()).kind === 'key' && 'k0').not.toBe(true);
+      // Lifting the disable restores the key's own health: what was learnt meanwhile still counts.
       await store.record({ kind: 'operator', group, keyId: 'k0', status: 'active' });
-      expect((await store.describe(group, ['k0']))[0]).toMatchObject({ status: 'active' });
-      // Lifting a disable does not revive a key that is invalid for its own reasons.
-      await store.record({ kind: 'invalid', group, keyId: 'k1', reason: 'LEAKED' });
+      expect((await store.describe(group, ['k0']))[0]).toMatchObject({ status: 'invalid', reason: 'LEAKED' });
+      await store.record({ kind: 'operator', group, keyId: 'k3', status: 'disabled' });
+      await store.record({ kind: 'operator', group, keyId: 'k3', status: 'active' });
+      expect((await store.describe(group, ['k3']))[0]).toMatchObject({ status: 'active' });
+      // Invalid, then disabled, then enabled: still invalid (the operator's switch never revives a key).
+      await store.record({ kind: 'invalid', group, keyId: 'k1', reason: 'CONSUMER_SUSPENDED' });
+      await store.record({ kind: 'operator', group, keyId: 'k1', status: 'disabled' });
       await store.record({ kind: 'operator', group, keyId: 'k1', status: 'active' });
-      expect((await store.describe(group, ['k1']))[0]).toMatchObject({ status: 'invalid' });
+      expect((await store.describe(group, ['k1']))[0]).toMatchObject({
+        status: 'invalid',
+        reason: 'CONSUMER_SUSPENDED',
+      });
     });
 
     it('reports no retry time when every key is invalid', async () => {
@@ -170,11 +180,11 @@ export function keyStateStoreContract(
     });
 
     it('shares one budget between keys of the same project', async () => {
-      const { acquire } = await setup();
+      const { acquire, group } = await setup();
       const shared: KeyRef[] = [
-        { keyId: 'k0', budget: 'project:p' },
-        { keyId: 'k1', budget: 'project:p' },
-        { keyId: 'k2', budget: 'key:k2' },
+        { keyId: 'k0', budget: `project:p@${group}` },
+        { keyId: 'k1', budget: `project:p@${group}` },
+        { keyId: 'k2', budget: `key:k2@${group}` },
       ];
       let served = 0;
       for (let i = 0; i < 10; i++)

@@ -61,30 +61,24 @@ describe('Class: DynamoDbKeyStateStore (lost races)', () => {
     expect(acquired).toEqual({ kind: 'unavailable', retryAt: 9999999999999, cause: 'cooling' });
   });
 
-  it('reads the item once when an engine returns no item with the failure', async () => {
+  it('reads the item once when an engine returns no item with the failure, and adopts it', async () => {
     const s = store();
     await s.describe('g', ['k']);
     ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'failed', $metadata: {} }));
-    ddb.on(GetCommand).resolves({ Item: { status: 'disabled', reason: 'operator' } });
+    ddb.on(GetCommand).resolves({ Item: { status: 'invalid', reason: 'API_KEY_INVALID' } });
     await s.record({ kind: 'invalid', group: 'g', keyId: 'k', reason: 'LEAKED' });
     expect(ddb.commandCalls(GetCommand)).toHaveLength(1);
     expect(ddb.commandCalls(GetCommand)[0]!.args[0].input.ConsistentRead).toBe(true);
-    expect((await s.describe('g', ['k']))[0]?.status).toBe('active'); // describe re-reads: the mock table is empty
-  });
-
-  it('never writes a raw value that looks like a key or token: ids only', async () => {
-    const s = store();
+    // The instance adopted the stored state: the key is out of its rotation.
     ddb.on(UpdateCommand).resolves({ Attributes: { pos: 1 } });
-    await s.acquire({
+    const acquired = await s.acquire({
       group: 'g',
-      keys: [{ keyId: '0123456789abcdef', budget: 'project:my-project' }],
+      keys: [{ keyId: 'k', budget: 'key:k' }],
       model: 'm',
-      now: Date.now(),
+      now: 1,
       exclude: new Set(),
-      client: { clientId: 'fedcba9876543210', rpm: 5 },
     });
-    const written = JSON.stringify(ddb.calls().map((c) => c.args[0].input));
-    expect(written).toContain('client#fedcba9876543210');
-    expect(written).not.toMatch(/AIza|fake-key|token/);
+    expect(acquired).toEqual({ kind: 'unavailable', retryAt: undefined, cause: 'none' });
+    expect(s.snapshot()).toEqual([{ kind: 'invalid', group: 'g', keyId: 'k', reason: 'API_KEY_INVALID' }]);
   });
 });
