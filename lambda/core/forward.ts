@@ -79,6 +79,8 @@ interface Attempts {
 type KeyResult = { readonly answer: ProxyResponse } | { readonly rotate: true };
 
 const encoder = new TextEncoder();
+/** How many Gemini calls the answer took (0: refused without calling Gemini). */
+export const ATTEMPTS_HEADER = 'x-upstream-attempts';
 const BODYLESS = new Set(['GET', 'HEAD']);
 
 /** The attempt loop: select a key, call Gemini, classify, record, retry or rotate, answer. */
@@ -374,12 +376,14 @@ export class Forwarder {
         done(outcome);
       }
     }
+    headers[ATTEMPTS_HEADER] = String(state.count);
     return { status: response.status, headers, body: pass(response.body) };
   }
 
   private finish(job: ForwardJob, state: Attempts, answer: ProxyResponse): ProxyResponse {
     state.deadline.dispose();
     this.logDone(job, state, answer.status);
+    answer.headers[ATTEMPTS_HEADER] = String(state.count);
     return answer;
   }
 

@@ -252,6 +252,8 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     expect(callsAfterFirst).toBe(4);
     expect(second.status).toBe(429);
     expect(h.fake.calls.length).toBe(4);
+    expect(first.headers.get('x-upstream-attempts')).toBe('4');
+    expect(second.headers.get('x-upstream-attempts')).toBe('0');
     const retryAfter = Number(second.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(19);
     expect(retryAfter).toBeLessThanOrEqual(20);
