@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { ProxyConfig } from '../core/config.js';
+import type { StateConfig } from '../core/config.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
 import { DynamoDbKeyStateStore } from './dynamodb-store.js';
@@ -8,7 +8,7 @@ import { FallbackKeyStateStore } from './fallback-store.js';
 import { MemoryKeyStateStore } from './memory-store.js';
 
 /** The DynamoDB client for the state store: bounded calls, one SDK retry (the fallback is the real one). */
-export function stateClient(state: ProxyConfig['state'], timeoutMs = state.timeout_ms): DynamoDBClient {
+export function stateClient(state: StateConfig, timeoutMs = state.timeout_ms): DynamoDBClient {
   const local = state.endpoint !== undefined;
   return new DynamoDBClient({
     endpoint: state.endpoint,
@@ -27,8 +27,7 @@ export function stateClient(state: ProxyConfig['state'], timeoutMs = state.timeo
  * Builds the key-state store the config names: in-memory, or DynamoDB behind a fallback to local state.
  * Creates the table first when `state.create_table` is set.
  */
-export async function createStateStore(config: ProxyConfig, logger: Logger): Promise<KeyStateStore> {
-  const { state } = config;
+export async function createStateStore(state: StateConfig, logger: Logger): Promise<KeyStateStore> {
   if (state.store === 'memory') return new MemoryKeyStateStore();
   const client = stateClient(state);
   if (state.create_table) {

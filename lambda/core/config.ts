@@ -1,106 +1,129 @@
-import { z } from 'zod';
+import { en } from 'zod/locales';
+import * as z from 'zod/mini';
+
+// zod/mini keeps the Lambda bundle small; English messages for the checks that don't carry their own.
+z.config(en());
 
 /** Gemini's OpenAI-compatible endpoint; `target_url` defaults to it. */
 export const DEFAULT_TARGET_URL = 'https://generativelanguage.googleapis.com/v1beta/openai/';
 /** Base of Gemini's native API (`/v1beta/models/...` is appended). */
 export const DEFAULT_NATIVE_BASE_URL = 'https://generativelanguage.googleapis.com';
 
-const httpUrl = z
-  .string()
-  .url('expected an http(s) URL')
-  .refine((u) => /^https?:\/\//.test(u), 'expected an http(s) URL');
+const URL_MESSAGE = 'expected an http(s) URL';
+const httpUrl = () =>
+  z.string(URL_MESSAGE).check(
+    z.refine((u) => URL.canParse(u), URL_MESSAGE),
+    z.refine((u) => /^https?:\/\//.test(u), URL_MESSAGE),
+  );
 
-const positiveMs = z.number().int('expected an integer').positive('expected a positive number');
-const nonNegativeMs = z.number().int('expected an integer').nonnegative('expected 0 or more');
+const int = (...checks: Parameters<ReturnType<typeof z.number>['check']>) =>
+  z.number('expected a number').check(z.int('expected an integer'), ...checks);
+const positive = () => int(z.positive('expected a positive number'));
+const nonNegative = () => int(z.gte(0, 'expected 0 or more'));
+const nonEmpty = (message: string) => z.string().check(z.minLength(1, message));
+/** Applies a default when the field is absent (zod/mini spells it `_default`). */
+const withDefault = <T extends z.ZodMiniType>(schema: T, value: z.output<T>) =>
+  z._default(schema, value as never);
 
-const nonEmptyKey = z.string().trim().min(1, 'expected a non-empty key');
+const nonEmptyKey = z.string('expected a key').check(z.trim(), z.minLength(1, 'expected a non-empty key'));
 
 /** A key is a string, or `{ key, project }`: keys of one Google Cloud project share its quota. */
 const apiKeySchema = z.union(
-  [nonEmptyKey, z.strictObject({ key: nonEmptyKey, project: z.string().min(1, 'expected a project id') })],
+  [nonEmptyKey, z.strictObject({ key: nonEmptyKey, project: nonEmpty('expected a project id') })],
   'expected a key, or { key, project }',
 );
 
 const limitsSchema = z.strictObject({
   /** Requests per minute per key (or per project) per model. */
-  rpm: z.number().int('expected an integer').positive('expected a positive number').optional(),
+  rpm: z.optional(positive()),
   /** Requests per Pacific day per key (or per project) per model. */
-  rpd: z.number().int('expected an integer').positive('expected a positive number').optional(),
+  rpd: z.optional(positive()),
   /** Length of the rpm window. Gemini's is a minute; shorter windows are for tests and benchmarks. */
-  rpm_window_ms: z.number().int('expected an integer').min(100, 'expected at least 100').optional(),
+  rpm_window_ms: z.optional(int(z.gte(100, 'expected at least 100'))),
 });
 
 const groupSchema = z.strictObject({
-  name: z.string().min(1, 'expected a non-empty name'),
-  api_keys: z.array(apiKeySchema, 'expected a list of keys').min(1, 'expected at least 1 item'),
+  name: nonEmpty('expected a non-empty name'),
+  api_keys: z
+    .array(apiKeySchema, 'expected a list of keys')
+    .check(z.minLength(1, 'expected at least 1 item')),
   /** Proactive quota: claimed before calling Gemini, shared by every instance with a shared store. */
-  limits: limitsSchema.optional(),
+  limits: z.optional(limitsSchema),
   /** OpenAI-compatible base; `/v1/<rest>` is forwarded to `<target_url><rest>`. */
-  target_url: httpUrl.default(DEFAULT_TARGET_URL).transform((u) => (u.endsWith('/') ? u : `${u}/`)),
+  target_url: withDefault(
+    z.pipe(
+      httpUrl(),
+      z.transform((u: string) => (u.endsWith('/') ? u : `${u}/`)),
+    ),
+    DEFAULT_TARGET_URL,
+  ),
   /** Models routed to this group first; other models go to every group in order. */
-  models: z.array(z.string().min(1)).optional(),
-  proxy_url: z
-    .unknown()
-    .refine((v) => v === undefined, 'outbound proxies are not supported yet; remove this field')
-    .optional(),
+  models: z.optional(z.array(nonEmpty('expected a model name'))),
+  proxy_url: z.optional(
+    z
+      .unknown()
+      .check(z.refine((v) => v === undefined, 'outbound proxies are not supported yet; remove this field')),
+  ),
 });
 
 const serverSchema = z.strictObject({
-  host: z.string().min(1).default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535).default(8081),
+  host: withDefault(nonEmpty('expected a host'), '127.0.0.1'),
+  port: withDefault(int(z.gte(0, 'expected 0-65535'), z.lte(65535, 'expected 0-65535')), 8081),
   /** Allows running with no `client_tokens`; only honoured on a loopback host. */
-  allow_unauthenticated: z.boolean().default(false),
+  allow_unauthenticated: withDefault(z.boolean('expected true or false'), false),
   /** Largest request body accepted, counted while reading. */
-  max_body_bytes: z
-    .number()
-    .int()
-    .positive()
-    .default(10 * 1024 * 1024),
+  max_body_bytes: withDefault(positive(), 10 * 1024 * 1024),
 });
 
 const upstreamSchema = z.strictObject({
-  native_base_url: httpUrl.default(DEFAULT_NATIVE_BASE_URL).transform((u) => u.replace(/\/+$/, '')),
-  connect_timeout_ms: positiveMs.default(5_000),
+  native_base_url: withDefault(
+    z.pipe(
+      httpUrl(),
+      z.transform((u: string) => u.replace(/\/+$/, '')),
+    ),
+    DEFAULT_NATIVE_BASE_URL,
+  ),
+  connect_timeout_ms: withDefault(positive(), 5_000),
   /** Time allowed between sending a request and Gemini's response headers. */
-  first_byte_timeout_ms: positiveMs.default(60_000),
+  first_byte_timeout_ms: withDefault(positive(), 60_000),
   /** Bound on a whole client request, attempts and waits included. */
-  request_timeout_ms: positiveMs.default(600_000),
+  request_timeout_ms: withDefault(positive(), 600_000),
 });
 
 const policySchema = z.strictObject({
   /** Extra tries on the same key after a 500/503/network error/first-byte timeout. */
-  transient_retries: nonNegativeMs.max(5).default(2),
-  transient_retry_delay_ms: nonNegativeMs.default(250),
+  transient_retries: withDefault(int(z.gte(0, 'expected 0-5'), z.lte(5, 'expected 0-5')), 2),
+  transient_retry_delay_ms: withDefault(nonNegative(), 250),
   /** Cooldown of a key×model once its transient retries are spent. */
-  transient_cooldown_ms: nonNegativeMs.default(10_000),
+  transient_cooldown_ms: withDefault(nonNegative(), 10_000),
   /** Cooldown after a 429 that names no delay and no daily quota. */
-  default_quota_cooldown_ms: positiveMs.default(60_000),
+  default_quota_cooldown_ms: withDefault(positive(), 60_000),
   /** Upstream calls one client request may make, retries included. */
-  max_attempts: z.number().int().min(1).max(50).default(10),
+  max_attempts: withDefault(int(z.gte(1, 'expected 1-50'), z.lte(50, 'expected 1-50')), 10),
   /** When every key is cooling, wait for the soonest one if it frees within this bound (0: answer 429). */
-  max_wait_ms: nonNegativeMs.default(0),
+  max_wait_ms: withDefault(nonNegative(), 0),
 });
 
 const stateSchema = z.strictObject({
-  store: z.enum(['memory', 'dynamodb'], 'expected "memory" or "dynamodb"').default('memory'),
+  store: withDefault(z.enum(['memory', 'dynamodb'], 'expected "memory" or "dynamodb"'), 'memory'),
   /** DynamoDB table (store: dynamodb). */
-  table: z.string().min(3).default('gemini-proxy-state'),
+  table: withDefault(z.string().check(z.minLength(3, 'expected a table name')), 'gemini-proxy-state'),
   /** DynamoDB endpoint for local engines; AWS's regional endpoint when absent. */
-  endpoint: httpUrl.optional(),
-  region: z.string().min(1).optional(),
+  endpoint: z.optional(httpUrl()),
+  region: z.optional(nonEmpty('expected a region')),
   /** Create the table at start-up if it does not exist (local engines). */
-  create_table: z.boolean().default(false),
+  create_table: withDefault(z.boolean('expected true or false'), false),
   /** How long an instance trusts what it read of key state before reading again. */
-  cache_ms: nonNegativeMs.default(1000),
+  cache_ms: withDefault(nonNegative(), 1000),
   /** Shards of each group's rotation counter: each takes at most 1/shards of the writes. */
-  rotation_shards: z.number().int().min(1).max(100).default(4),
+  rotation_shards: withDefault(int(z.gte(1, 'expected 1-100'), z.lte(100, 'expected 1-100')), 4),
   /** Bound on any one DynamoDB call; past it the instance falls back to local state. */
-  timeout_ms: positiveMs.default(250),
+  timeout_ms: withDefault(positive(), 250),
   /** After a DynamoDB failure, how long to serve from local state before trying DynamoDB again. */
-  retry_after_ms: positiveMs.default(5000),
+  retry_after_ms: withDefault(positive(), 5000),
 });
 
-const clientRpm = z.number().int('expected an integer').positive('expected a positive number').optional();
+const clientRpm = z.optional(positive());
 
 /**
  * A client token: plain (local config), `{ token, rpm }`, or `{ sha256, rpm }` where only the token's
@@ -108,14 +131,14 @@ const clientRpm = z.number().int('expected an integer').positive('expected a pos
  */
 const clientTokenSchema = z.union(
   [
-    z.string().min(1, 'expected a non-empty token'),
+    nonEmpty('expected a non-empty token'),
     z.strictObject({
-      token: z.string().min(1, 'expected a non-empty token'),
+      token: nonEmpty('expected a non-empty token'),
       /** Requests per minute this client may make, across every instance. */
       rpm: clientRpm,
     }),
     z.strictObject({
-      sha256: z.string().regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits'),
+      sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits')),
       rpm: clientRpm,
     }),
   ],
@@ -124,17 +147,17 @@ const clientTokenSchema = z.union(
 
 /** The whole proxy configuration, as read from YAML (snake_case, like the file). */
 export const configSchema = z.strictObject({
-  server: serverSchema.default(serverSchema.parse({})),
-  client_tokens: z.array(clientTokenSchema).default([]),
-  groups: z.array(groupSchema).min(1, 'expected at least 1 item'),
-  upstream: upstreamSchema.default(upstreamSchema.parse({})),
-  policy: policySchema.default(policySchema.parse({})),
-  state: stateSchema.default(stateSchema.parse({})),
+  server: withDefault(serverSchema, serverSchema.parse({})),
+  client_tokens: withDefault(z.array(clientTokenSchema), []),
+  groups: z.array(groupSchema, 'expected a list of groups').check(z.minLength(1, 'expected at least 1 item')),
+  upstream: withDefault(upstreamSchema, upstreamSchema.parse({})),
+  policy: withDefault(policySchema, policySchema.parse({})),
+  state: withDefault(stateSchema, stateSchema.parse({})),
 });
 
-export type ProxyConfig = z.infer<typeof configSchema>;
-export type GroupConfig = z.infer<typeof groupSchema>;
-export type StateConfig = z.infer<typeof stateSchema>;
+export type ProxyConfig = z.output<typeof configSchema>;
+export type GroupConfig = z.output<typeof groupSchema>;
+export type StateConfig = z.output<typeof stateSchema>;
 
 /** A configured key with its quota budget: its project if given, else the key itself. */
 export interface ConfiguredKey {
@@ -212,6 +235,16 @@ export function parseConfig(raw: unknown): ProxyConfig {
     );
   }
   return config;
+}
+
+/** Validates just the `state` section (for entries that take the rest of the config from elsewhere). */
+export function parseStateConfig(raw: unknown): StateConfig {
+  const result = stateSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map(
+    (issue) => `state${issue.path.length ? '.' : ''}${issue.path.join('.')}: ${issue.message}`,
+  );
+  throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost. */

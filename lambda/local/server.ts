@@ -61,7 +61,7 @@ async function writeResponse(res: http.ServerResponse, response: ProxyResponse):
 export async function startLocalServer(options: LocalServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
   const upstream = options.upstream ?? new NodeUpstreamClient();
-  const store = options.store ?? (await createStateStore(config, logger));
+  const store = options.store ?? (await createStateStore(config.state, logger));
   const proxy = new GeminiProxy({
     config,
     logger,

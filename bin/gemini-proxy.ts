@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { GeminiProxyStack } from '../lib/gemini-proxy-stack.js';
+
+const app = new App();
+const context = (name: string): string | undefined => {
+  const v = app.node.tryGetContext(name);
+  return v === undefined || v === null || v === '' ? undefined : String(v);
+};
+const number = (name: string): number | undefined => {
+  const v = context(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`context ${name}: expected a number`);
+  return n;
+};
+
+const retention = number('logRetentionDays');
+const settings = context('settings');
+new GeminiProxyStack(app, context('stackName') ?? 'GeminiProxy', {
+  memorySize: number('memorySize'),
+  timeout: number('timeoutSeconds') === undefined ? undefined : Duration.seconds(number('timeoutSeconds')!),
+  reservedConcurrency: number('reservedConcurrency'),
+  logRetention: retention === undefined ? undefined : (retention as RetentionDays),
+  secretCacheAge:
+    number('secretCacheSeconds') === undefined ? undefined : Duration.seconds(number('secretCacheSeconds')!),
+  logLevel: context('logLevel'),
+  settings: settings === undefined ? undefined : (JSON.parse(settings) as Record<string, unknown>),
+  dataRemovalPolicy: context('destroyData') === 'true' ? RemovalPolicy.DESTROY : undefined,
+  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+});

@@ -1,0 +1,178 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import * as z from 'zod/mini';
+import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
+import { SecretCache } from '../adapters/secret-cache.js';
+import { createStateStore } from '../adapters/state-store.js';
+import { NodeUpstreamClient } from '../adapters/upstream-http.js';
+import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
+import type { ProxyRequest, ProxyResponse } from '../core/http.js';
+import type { KeyStateStore } from '../core/key-state.js';
+import type { Logger } from '../core/logger.js';
+import { openAiError } from '../core/openai-errors.js';
+import { GeminiProxy } from '../core/proxy.js';
+
+/** Every environment variable the proxy function reads; the stack sets exactly these (tests hold both to it). */
+export const PROXY_FUNCTION_ENV = [
+  'TABLE_NAME',
+  'KEYS_SECRET_ID',
+  'TOKENS_SECRET_ID',
+  'SECRET_CACHE_MS',
+  'LOG_LEVEL',
+  'PROXY_SETTINGS',
+] as const;
+
+export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number], string>>;
+
+/** The keys secret: `{"groups":[…]}`, the config file's `groups` shape. */
+const keysSecretSchema = z.object({ groups: z.array(z.unknown()) });
+/** The client-tokens secret: SHA-256 hashes of tokens, each with an optional per-minute limit. */
+const tokensSecretSchema = z.object({
+  tokens: z.array(z.object({ sha256: z.string(), rpm: z.optional(z.number()) })),
+});
+
+type Current =
+  | { readonly kind: 'ready'; readonly proxy: GeminiProxy }
+  | { readonly kind: 'unavailable'; readonly message: string };
+
+function required(env: ProxyFunctionEnv, name: keyof ProxyFunctionEnv): string {
+  const value = env[name];
+  if (value === undefined || value === '') throw new ConfigError(`${name}: not set`);
+  return value;
+}
+
+/**
+ * Everything one Lambda instance keeps between invocations: the state store, the upstream client, the
+ * two cached secrets and the proxy built from them (rebuilt when a secret changes).
+ */
+export class ProxyRuntime {
+  readonly logger: Logger;
+  private readonly store: Promise<KeyStateStore>;
+  private readonly upstream = new NodeUpstreamClient();
+  private readonly keys: SecretCache;
+  private readonly tokens: SecretCache;
+  private readonly settings: Record<string, unknown>;
+  private readonly table: string;
+  private built: { keys: string; tokens: string; proxy: GeminiProxy } | undefined;
+  private lastProblem: string | undefined;
+
+  constructor(env: ProxyFunctionEnv, options: { logger?: Logger; secrets?: SecretsManagerClient } = {}) {
+    this.logger = options.logger ?? new JsonLogger(parseLogLevel(env.LOG_LEVEL));
+    this.table = required(env, 'TABLE_NAME');
+    this.settings = env.PROXY_SETTINGS ? (JSON.parse(env.PROXY_SETTINGS) as Record<string, unknown>) : {};
+    const client = options.secrets ?? new SecretsManagerClient({ requestHandler: { requestTimeout: 3000 } });
+    const maxAgeMs = Number(env.SECRET_CACHE_MS ?? 60_000);
+    this.keys = new SecretCache({
+      client,
+      secretId: required(env, 'KEYS_SECRET_ID'),
+      maxAgeMs,
+      logger: this.logger,
+    });
+    this.tokens = new SecretCache({
+      client,
+      secretId: required(env, 'TOKENS_SECRET_ID'),
+      maxAgeMs,
+      logger: this.logger,
+    });
+    // The store's settings come from the stack, not the secrets: one store for the instance's life.
+    this.store = createStateStore(parseStateConfig(this.stateSettings()), this.logger);
+  }
+
+  private stateSettings(): Record<string, unknown> {
+    return { ...(this.settings.state as object | undefined), store: 'dynamodb', table: this.table };
+  }
+
+  /** Answers a request with the proxy built from the current secrets, or a clear 503 while there is none. */
+  async handle(request: ProxyRequest): Promise<ProxyResponse> {
+    const current = await this.current();
+    if (current.kind === 'ready') return current.proxy.handle(request);
+    const response =
+      request.path === '/health'
+        ? {
+            status: 503,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ status: 'unconfigured' }),
+          }
+        : openAiError(503, current.message, 'server_error', 'proxy_not_configured');
+    response.headers['x-request-id'] = request.requestId;
+    return response;
+  }
+
+  /** Awaits every state write started so far and flushes buffered counters (before a stream ends). */
+  async settle(): Promise<void> {
+    await this.built?.proxy.settle();
+    await (await this.store).flush();
+  }
+
+  private async current(): Promise<Current> {
+    const [keys, tokens] = await Promise.all([this.keys.get(), this.tokens.get()]);
+    if (keys === undefined || tokens === undefined) {
+      return this.built !== undefined
+        ? { kind: 'ready', proxy: this.built.proxy }
+        : { kind: 'unavailable', message: 'The proxy could not read its secrets yet; try again shortly.' };
+    }
+    if (this.built === undefined || this.built.keys !== keys || this.built.tokens !== tokens) {
+      const result = await this.build(keys, tokens);
+      if (result.kind === 'ready') this.built = { keys, tokens, proxy: result.proxy };
+      else if (this.built === undefined) return result;
+      // A malformed edit keeps the last good configuration serving (the problem was logged).
+    }
+    return { kind: 'ready', proxy: this.built.proxy };
+  }
+
+  private async build(keysText: string, tokensText: string): Promise<Current> {
+    const keys = parseSecret(keysText, keysSecretSchema, '{"groups":[…]}');
+    const tokens = parseSecret(tokensText, tokensSecretSchema, '{"tokens":[{"sha256":"…","rpm":…}]}');
+    let problem: string | undefined;
+    if (typeof keys === 'string') problem = `keys secret: ${keys}`;
+    else if (typeof tokens === 'string') problem = `client tokens secret: ${tokens}`;
+    if (problem === undefined && typeof keys !== 'string' && typeof tokens !== 'string') {
+      if (keys.groups.length === 0 || tokens.tokens.length === 0) {
+        return {
+          kind: 'unavailable',
+          message:
+            'The proxy is deployed but not configured yet: put Gemini keys and client token hashes in its secrets (see README, "Deploy").',
+        };
+      }
+      try {
+        const config = parseConfig({
+          ...this.settings,
+          client_tokens: tokens.tokens,
+          groups: keys.groups,
+          state: this.stateSettings(),
+        });
+        return {
+          kind: 'ready',
+          proxy: new GeminiProxy({
+            config,
+            store: await this.store,
+            upstream: this.upstream,
+            logger: this.logger,
+          }),
+        };
+      } catch (err) {
+        // ConfigError messages name fields, never values.
+        problem = err instanceof ConfigError ? err.message : 'invalid configuration';
+      }
+    }
+    if (problem !== this.lastProblem) {
+      this.lastProblem = problem;
+      this.logger.error('secret rejected; keeping the last good configuration', { problem });
+    }
+    return {
+      kind: 'unavailable',
+      message: 'The proxy configuration in its secrets is invalid; see the logs.',
+    };
+  }
+}
+
+/** Parses a secret as JSON of a shape; returns a message (never quoting the content) when it isn't. */
+function parseSecret<T>(text: string, schema: z.ZodMiniType<T>, shape: string): T | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return 'not valid JSON';
+  }
+  const result = schema.safeParse(value);
+  return result.success ? result.data : `expected ${shape}`;
+}

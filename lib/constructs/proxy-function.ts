@@ -1,0 +1,121 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import {
+  Architecture,
+  type FunctionUrl,
+  FunctionUrlAuthType,
+  InvokeMode,
+  LoggingFormat,
+  Runtime,
+} from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+
+/** Exactly the DynamoDB actions the key-state store uses. */
+export const STATE_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:Query',
+  'dynamodb:BatchGetItem',
+] as const;
+
+export interface ProxyFunctionProps {
+  readonly table: ITableV2;
+  readonly keysSecret: ISecret;
+  readonly tokensSecret: ISecret;
+  /** @default 1024 */
+  readonly memorySize?: number;
+  /** Long enough for long streams. @default Duration.minutes(10) */
+  readonly timeout?: Duration;
+  /** A cost guard: at most this many concurrent instances. @default 50 (undefined = account pool) */
+  readonly reservedConcurrency?: number;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /** How long a fetched secret is used before it is read again. @default Duration.seconds(60) */
+  readonly secretCacheAge?: Duration;
+  /** @default 'info' */
+  readonly logLevel?: string;
+  /** Proxy settings (`upstream`, `policy`, `state` sections of the config), passed as JSON. */
+  readonly settings?: Record<string, unknown>;
+}
+
+const ENTRY = fileURLToPath(new URL('../../lambda/proxy/handler.ts', import.meta.url));
+const LAMBDA_CREDENTIALS = fileURLToPath(
+  new URL('../../lambda/proxy/lambda-credentials.ts', import.meta.url),
+);
+
+/**
+ * The proxy Lambda (Node.js 22, arm64, ESM, minified, SDK bundled) behind a function URL that streams
+ * (`RESPONSE_STREAM`). Auth is NONE: OpenAI clients send a bearer token and can't sign requests with
+ * SigV4, so the proxy's own client tokens are the gate.
+ */
+export class ProxyFunction extends Construct {
+  public readonly fn: NodejsFunction;
+  public readonly url: FunctionUrl;
+  public readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: ProxyFunctionProps) {
+    super(scope, id);
+    if (props.reservedConcurrency !== undefined && props.reservedConcurrency < 1) {
+      throw new Error('reservedConcurrency: expected at least 1');
+    }
+    const timeout = props.timeout ?? Duration.minutes(10);
+    if (timeout.toSeconds() < 60 || timeout.toSeconds() > 900)
+      throw new Error('timeout: expected 60 s to 15 min');
+
+    this.logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.fn = new NodejsFunction(this, 'Function', {
+      entry: ENTRY,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1024,
+      timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency ?? 50,
+      logGroup: this.logGroup,
+      loggingFormat: LoggingFormat.TEXT,
+      environment: {
+        TABLE_NAME: props.table.tableName,
+        KEYS_SECRET_ID: props.keysSecret.secretArn,
+        TOKENS_SECRET_ID: props.tokensSecret.secretArn,
+        SECRET_CACHE_MS: String((props.secretCacheAge ?? Duration.seconds(60)).toMilliseconds()),
+        LOG_LEVEL: props.logLevel ?? 'info',
+        PROXY_SETTINGS: JSON.stringify(props.settings ?? {}),
+        NODE_OPTIONS: '--enable-source-maps',
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
+        externalModules: [],
+        mainFields: ['module', 'main'],
+        // Some dependencies still call require(); give the ESM bundle one.
+        banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+        // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
+        esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': LAMBDA_CREDENTIALS },
+      },
+    });
+    this.fn.addToRolePolicy(
+      new PolicyStatement({ actions: [...STATE_TABLE_ACTIONS], resources: [props.table.tableArn] }),
+    );
+    this.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [props.keysSecret.secretArn, props.tokensSecret.secretArn],
+      }),
+    );
+    this.url = this.fn.addFunctionUrl({
+      authType: FunctionUrlAuthType.NONE,
+      invokeMode: InvokeMode.RESPONSE_STREAM,
+    });
+  }
+}

@@ -1,0 +1,53 @@
+import { CfnOutput, type Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { KeyStateTable } from './constructs/key-state-table.js';
+import { ProxyFunction } from './constructs/proxy-function.js';
+import { ProxySecrets } from './constructs/proxy-secrets.js';
+
+export interface GeminiProxyStackProps extends StackProps {
+  readonly memorySize?: number;
+  readonly timeout?: Duration;
+  readonly reservedConcurrency?: number;
+  readonly logRetention?: RetentionDays;
+  readonly secretCacheAge?: Duration;
+  readonly logLevel?: string;
+  /** Proxy settings (`upstream`, `policy`, `state` sections of the config). */
+  readonly settings?: Record<string, unknown>;
+  /** For the table and secrets. @default RemovalPolicy.RETAIN */
+  readonly dataRemovalPolicy?: RemovalPolicy;
+}
+
+/** The whole gateway: key-state table, secrets, the streaming proxy function and its URL. */
+export class GeminiProxyStack extends Stack {
+  public readonly state: KeyStateTable;
+  public readonly secrets: ProxySecrets;
+  public readonly proxy: ProxyFunction;
+
+  constructor(scope: Construct, id: string, props: GeminiProxyStackProps = {}) {
+    super(scope, id, props);
+    this.state = new KeyStateTable(this, 'KeyState', { removalPolicy: props.dataRemovalPolicy });
+    this.secrets = new ProxySecrets(this, 'Secrets', { removalPolicy: props.dataRemovalPolicy });
+    this.proxy = new ProxyFunction(this, 'Proxy', {
+      table: this.state.table,
+      keysSecret: this.secrets.keys,
+      tokensSecret: this.secrets.tokens,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      reservedConcurrency: props.reservedConcurrency,
+      logRetention: props.logRetention,
+      secretCacheAge: props.secretCacheAge,
+      logLevel: props.logLevel,
+      settings: props.settings,
+    });
+
+    new CfnOutput(this, 'FunctionUrl', { value: this.proxy.url.url, description: 'The proxy function URL' });
+    new CfnOutput(this, 'OpenAiBaseUrl', {
+      value: `${this.proxy.url.url}v1`,
+      description: 'Base URL for OpenAI clients',
+    });
+    new CfnOutput(this, 'TableName', { value: this.state.table.tableName });
+    new CfnOutput(this, 'KeysSecretName', { value: this.secrets.keys.secretName });
+    new CfnOutput(this, 'TokensSecretName', { value: this.secrets.tokens.secretName });
+  }
+}
