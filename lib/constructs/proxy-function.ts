@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   Architecture,
   type FunctionUrl,
@@ -49,7 +49,7 @@ const LAMBDA_CREDENTIALS = fileURLToPath(
 );
 
 /**
- * The proxy Lambda (Node.js 22, arm64, ESM, minified, SDK bundled) behind a function URL that streams
+ * The proxy Lambda (Node.js 24, arm64, ESM, minified, SDK bundled) behind a function URL that streams
  * (`RESPONSE_STREAM`). Auth is NONE: OpenAI clients send a bearer token and can't sign requests with
  * SigV4, so the proxy's own client tokens are the gate.
  */
@@ -71,10 +71,14 @@ export class ProxyFunction extends Construct {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Its own role: logs to its own log group only (no AWSLambdaBasicExecutionRole's `*` resources).
+    const role = new Role(this, 'Role', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+    this.logGroup.grantWrite(role);
     this.fn = new NodejsFunction(this, 'Function', {
+      role,
       entry: ENTRY,
       handler: 'handler',
-      runtime: Runtime.NODEJS_22_X,
+      runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
       timeout,
@@ -92,7 +96,7 @@ export class ProxyFunction extends Construct {
       },
       bundling: {
         format: OutputFormat.ESM,
-        target: 'node22',
+        target: 'node24',
         minify: true,
         sourceMap: true,
         // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
