@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
@@ -57,6 +57,28 @@ describe('Stack: GeminiProxyStack', () => {
     expect(env.SECRET_CACHE_MS).toBe('30000');
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(JSON.parse(env.PROXY_SETTINGS as string)).toEqual({ policy: { max_attempts: 6 } });
+  });
+
+  it('reads no environment variable in the function code that the stack does not set', () => {
+    // The Lambda side: everything under lambda/ except the local entry and its file/env config loader.
+    const root = join(__dirname, '..', '..', 'lambda');
+    const files = ['core', 'adapters', 'proxy'].flatMap((dir) =>
+      readdirSync(join(root, dir))
+        .filter((f) => f.endsWith('.ts') && f !== 'config-loader.ts')
+        .map((f) => join(root, dir, f)),
+    );
+    const read = new Set(
+      files.flatMap((f) =>
+        [
+          ...readFileSync(f, 'utf8').matchAll(
+            /\benv\??\.([A-Z][A-Z0-9_]+)|required\(env, '([A-Z][A-Z0-9_]+)'\)/g,
+          ),
+        ].map((m) => (m[1] ?? m[2])!),
+      ),
+    );
+    // AWS_* are the Lambda runtime's own (region, the role's credentials), not the stack's to set.
+    const ours = [...read].filter((name) => !name.startsWith('AWS_')).sort();
+    expect(ours).toEqual([...PROXY_FUNCTION_ENV].sort());
   });
 
   it('grants exactly the DynamoDB and Secrets Manager actions the proxy uses, on its own resources', () => {
