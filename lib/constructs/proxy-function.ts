@@ -27,7 +27,7 @@ export interface ProxyFunctionProps {
   readonly table: ITableV2;
   readonly keysSecret: ISecret;
   readonly tokensSecret: ISecret;
-  /** @default 1024 */
+  /** The proxy mostly waits on Gemini; memory buys little but is billed per second. @default 512 */
   readonly memorySize?: number;
   /** Long enough for long streams. @default Duration.minutes(10) */
   readonly timeout?: Duration;
@@ -80,7 +80,7 @@ export class ProxyFunction extends Construct {
       handler: 'handler',
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 1024,
+      memorySize: props.memorySize ?? 512,
       timeout,
       reservedConcurrentExecutions: props.reservedConcurrency ?? 50,
       logGroup: this.logGroup,
