@@ -26,12 +26,13 @@ interface MutableKey {
   cooldowns: Record<string, Cooldown>;
 }
 
-function view(k: MutableKey): KeyView {
+/** A read-only view; `copy` detaches the cooldowns (for callers that keep it), the hot path doesn't. */
+function view(k: MutableKey, copy = false): KeyView {
   return {
     keyId: k.keyId,
     status: k.disabled ? 'disabled' : k.health,
     reason: k.disabled ? 'operator' : k.reason,
-    cooldowns: { ...k.cooldowns },
+    cooldowns: copy ? { ...k.cooldowns } : k.cooldowns,
   };
 }
 
@@ -115,7 +116,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
-    return keyIds.map((id) => view(this.key(group, id)));
+    return keyIds.map((id) => view(this.key(group, id), true));
   }
 
   async flush(): Promise<void> {}
