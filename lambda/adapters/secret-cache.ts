@@ -8,6 +8,8 @@ export interface SecretCacheOptions {
   readonly maxAgeMs: number;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** How long a request waits on a refresh when it could serve the last good value instead. @default 1000 */
+  readonly staleWaitMs?: number;
 }
 
 /**
@@ -25,13 +27,23 @@ export class SecretCache {
     this.now = options.now ?? Date.now;
   }
 
-  /** The secret string: fresh within `maxAgeMs`, else the last good one if a fetch fails; undefined if none yet. */
+  /**
+   * The secret string: fresh within `maxAgeMs`; past it, a new fetch, but a caller that already has a
+   * value waits for that fetch at most `staleWaitMs` before going on with the last good one. Undefined
+   * only before the first successful fetch.
+   */
   get(): Promise<string | undefined> {
     if (this.now() - this.fetchedAt < this.options.maxAgeMs) return Promise.resolve(this.value);
     this.inflight ??= this.fetch().finally(() => {
       this.inflight = undefined;
     });
-    return this.inflight;
+    if (this.value === undefined) return this.inflight;
+    const stale = this.value;
+    let timer: NodeJS.Timeout | undefined;
+    const fallback = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(stale), this.options.staleWaitMs ?? 1000);
+    });
+    return Promise.race([this.inflight, fallback]).finally(() => clearTimeout(timer));
   }
 
   private async fetch(): Promise<string | undefined> {

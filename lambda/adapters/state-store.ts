@@ -19,7 +19,8 @@ export function stateClient(state: StateConfig, timeoutMs = state.timeout_ms): D
         ? { accessKeyId: 'local', secretAccessKey: 'local' }
         : undefined,
     maxAttempts: 2,
-    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
+    // throwOnRequestTimeout: without it the handler only warns and the call hangs on.
+    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
   });
 }
 

@@ -237,6 +237,30 @@ export function parseConfig(raw: unknown): ProxyConfig {
   return config;
 }
 
+const settingsSchema = z.strictObject({
+  upstream: z.optional(upstreamSchema),
+  policy: z.optional(policySchema),
+  state: z.optional(stateSchema),
+});
+
+/** The deployable subset of the config (`upstream`, `policy`, `state`): validated, defaults left unapplied. */
+export type ProxySettings = { upstream?: unknown; policy?: unknown; state?: unknown };
+
+/**
+ * Checks deployment settings (the CDK `settings` context, the function's PROXY_SETTINGS) with the
+ * config's own rules, so a bad value fails at synth and at start-up with the field named. Returns the
+ * input unchanged: defaults are applied when the full config is parsed.
+ */
+export function checkSettings(raw: unknown): ProxySettings {
+  const result = settingsSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(
+      `invalid settings:\n  ${result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('\n  ')}`,
+    );
+  }
+  return raw as ProxySettings;
+}
+
 /** Validates just the `state` section (for entries that take the rest of the config from elsewhere). */
 export function parseStateConfig(raw: unknown): StateConfig {
   const result = stateSchema.safeParse(raw);

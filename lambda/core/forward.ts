@@ -94,7 +94,14 @@ export class Forwarder {
   }
 
   async forward(job: ForwardJob): Promise<ProxyResponse> {
-    const deadline = new RequestDeadline(job.request.signal, this.deps.config.upstream.request_timeout_ms);
+    const { request } = job;
+    const timeoutMs = Math.min(
+      this.deps.config.upstream.request_timeout_ms,
+      request.deadlineAt === undefined
+        ? Number.POSITIVE_INFINITY
+        : Math.max(0, request.deadlineAt - this.deps.now()),
+    );
+    const deadline = new RequestDeadline(request.signal, timeoutMs);
     const state: Attempts = { count: 0, deadline, stateWaitMs: this.deps.config.state.timeout_ms };
     try {
       return await this.attempt(job, state);

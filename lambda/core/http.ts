@@ -18,8 +18,14 @@ export interface ProxyRequest {
   readonly body: BodyStream | Uint8Array | undefined;
   /** Correlation id chosen by the entry point (function URL request id, or a fresh UUID). */
   readonly requestId: string;
-  /** Aborted when the client goes away or the entry's deadline passes; aborts the upstream call. */
+  /** Aborted when the client goes away; aborts the upstream call. */
   readonly signal: AbortSignal;
+  /**
+   * Epoch ms by which the answer must be complete (e.g. the Lambda's own deadline less a margin). The core
+   * ends the request then as it would at `request_timeout_ms`: 504 before the first byte, an SSE error
+   * event after it.
+   */
+  readonly deadlineAt?: number | undefined;
 }
 
 export interface ProxyResponse {

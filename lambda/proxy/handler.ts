@@ -24,8 +24,10 @@ const ABORT_MARGIN_MS = 3000;
 const DROP = new Set(['content-length', 'content-encoding', 'transfer-encoding', 'connection']);
 
 let runtime: ProxyRuntime | undefined;
+/** Lambda does not tell a function that its client went away: this signal never fires. */
+const clientStaysSignal = new AbortController().signal;
 
-function toRequest(event: FunctionUrlEvent, signal: AbortSignal): ProxyRequest {
+function toRequest(event: FunctionUrlEvent, deadlineAt: number): ProxyRequest {
   const body =
     event.body === undefined
       ? undefined
@@ -38,7 +40,8 @@ function toRequest(event: FunctionUrlEvent, signal: AbortSignal): ProxyRequest {
     body,
     // The function URL's request id: the same id in the response, our logs and Lambda's own.
     requestId: event.requestContext.requestId,
-    signal,
+    signal: clientStaysSignal,
+    deadlineAt,
   };
 }
 
@@ -49,18 +52,23 @@ function toRequest(event: FunctionUrlEvent, signal: AbortSignal): ProxyRequest {
 function toStream(body: ProxyResponse['body'], settle: () => Promise<void>): Readable {
   async function* chunks(): AsyncGenerator<Uint8Array> {
     try {
-      if (typeof body === 'string') {
-        if (body.length > 0) yield Buffer.from(body);
-      } else if (body instanceof Uint8Array) {
-        if (body.byteLength > 0) yield body;
+      if (typeof body === 'string' || body instanceof Uint8Array) {
+        // Even an empty body gets one (empty) write: the runtime sends the status with the first write.
+        yield typeof body === 'string' ? Buffer.from(body) : body;
       } else {
-        for await (const chunk of body) yield chunk;
+        let wrote = false;
+        for await (const chunk of body) {
+          wrote = true;
+          yield chunk;
+        }
+        if (!wrote) yield Buffer.alloc(0);
       }
     } finally {
       await settle();
     }
   }
-  return Readable.from(chunks(), { objectMode: false });
+  // Object mode so that an empty chunk is still written (a byte stream would drop it).
+  return Readable.from(chunks(), { objectMode: true });
 }
 
 /**
@@ -72,23 +80,32 @@ function toStream(body: ProxyResponse['body'], settle: () => Promise<void>): Rea
 export const handler = middy<FunctionUrlEvent, unknown, Error, LambdaContext>({
   streamifyResponse: true,
 }).handler(async (event: FunctionUrlEvent, context: LambdaContext) => {
-  runtime ??= new ProxyRuntime(process.env as ProxyFunctionEnv);
-  const controller = new AbortController();
-  // Abort Gemini before Lambda kills the function: the client then gets a clean end, not a cut.
-  const timer = setTimeout(
-    () => controller.abort(),
-    Math.max(0, context.getRemainingTimeInMillis() - ABORT_MARGIN_MS),
-  );
+  try {
+    runtime ??= new ProxyRuntime(process.env as ProxyFunctionEnv);
+  } catch (err) {
+    // A deployment problem (settings, variables): answer plainly and say why in the log, every time.
+    const message = err instanceof Error ? err.message : 'unknown';
+    process.stdout.write(
+      `${JSON.stringify({ level: 'error', message: 'proxy cannot start', problem: message })}\n`,
+    );
+    return {
+      statusCode: 503,
+      headers: { 'content-type': 'application/json', 'x-request-id': event.requestContext.requestId },
+      body: JSON.stringify({
+        error: {
+          message: 'The proxy is misconfigured; see its logs.',
+          type: 'server_error',
+          param: null,
+          code: 'proxy_misconfigured',
+        },
+      }),
+    };
+  }
   const current = runtime;
-  const response = await current.handle(toRequest(event, controller.signal));
+  // End the request (cleanly: 504 before Gemini answers, an SSE error event after) before Lambda's own end.
+  const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - ABORT_MARGIN_MS;
+  const response = await current.handle(toRequest(event, deadlineAt));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(response.headers)) if (!DROP.has(name)) headers[name] = value;
-  return {
-    statusCode: response.status,
-    headers,
-    body: toStream(response.body, async () => {
-      clearTimeout(timer);
-      await current.settle();
-    }),
-  };
+  return { statusCode: response.status, headers, body: toStream(response.body, () => current.settle()) };
 });

@@ -4,7 +4,7 @@ import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
+import { ConfigError, checkSettings, parseConfig, parseStateConfig } from '../core/config.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
@@ -32,7 +32,8 @@ const tokensSecretSchema = z.object({
 
 type Current =
   | { readonly kind: 'ready'; readonly proxy: GeminiProxy }
-  | { readonly kind: 'unavailable'; readonly message: string };
+  /** `emptied`: the secrets are valid but hold no keys or no tokens (placeholders, or revoked). */
+  | { readonly kind: 'unavailable'; readonly message: string; readonly emptied?: boolean };
 
 function required(env: ProxyFunctionEnv, name: keyof ProxyFunctionEnv): string {
   const value = env[name];
@@ -58,8 +59,13 @@ export class ProxyRuntime {
   constructor(env: ProxyFunctionEnv, options: { logger?: Logger; secrets?: SecretsManagerClient } = {}) {
     this.logger = options.logger ?? new JsonLogger(parseLogLevel(env.LOG_LEVEL));
     this.table = required(env, 'TABLE_NAME');
-    this.settings = env.PROXY_SETTINGS ? (JSON.parse(env.PROXY_SETTINGS) as Record<string, unknown>) : {};
-    const client = options.secrets ?? new SecretsManagerClient({ requestHandler: { requestTimeout: 3000 } });
+    this.settings = parseSettings(env.PROXY_SETTINGS);
+    const client =
+      options.secrets ??
+      new SecretsManagerClient({
+        maxAttempts: 2,
+        requestHandler: { connectionTimeout: 2000, requestTimeout: 3000, throwOnRequestTimeout: true },
+      });
     const maxAgeMs = Number(env.SECRET_CACHE_MS ?? 60_000);
     this.keys = new SecretCache({
       client,
@@ -112,8 +118,18 @@ export class ProxyRuntime {
     }
     if (this.built === undefined || this.built.keys !== keys || this.built.tokens !== tokens) {
       const result = await this.build(keys, tokens);
-      if (result.kind === 'ready') this.built = { keys, tokens, proxy: result.proxy };
-      else if (this.built === undefined) return result;
+      if (result.kind === 'ready') {
+        this.built = { keys, tokens, proxy: result.proxy };
+        this.lastProblem = undefined;
+      } else if (result.emptied) {
+        // The operator emptied a secret (e.g. revoked every token): stop serving, don't keep the old ones.
+        if (this.built !== undefined)
+          this.logger.warn('secrets emptied; refusing requests until they are filled');
+        this.built = undefined;
+        return result;
+      } else if (this.built === undefined) {
+        return result;
+      }
       // A malformed edit keeps the last good configuration serving (the problem was logged).
     }
     return { kind: 'ready', proxy: this.built.proxy };
@@ -129,6 +145,7 @@ export class ProxyRuntime {
       if (keys.groups.length === 0 || tokens.tokens.length === 0) {
         return {
           kind: 'unavailable',
+          emptied: true,
           message:
             'The proxy is deployed but not configured yet: put Gemini keys and client token hashes in its secrets (see README, "Deploy").',
         };
@@ -163,6 +180,18 @@ export class ProxyRuntime {
       message: 'The proxy configuration in its secrets is invalid; see the logs.',
     };
   }
+}
+
+/** PROXY_SETTINGS: JSON with the config's upstream/policy/state sections, checked by the config's rules. */
+function parseSettings(text: string | undefined): Record<string, unknown> {
+  if (text === undefined || text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError('PROXY_SETTINGS: not valid JSON');
+  }
+  return checkSettings(value) as Record<string, unknown>;
 }
 
 /** Parses a secret as JSON of a shape; returns a message (never quoting the content) when it isn't. */

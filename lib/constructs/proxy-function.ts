@@ -14,6 +14,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { checkSettings } from '../../lambda/core/config.js';
 
 /** Exactly the DynamoDB actions the key-state store uses. */
 export const STATE_TABLE_ACTIONS = [
@@ -31,7 +32,10 @@ export interface ProxyFunctionProps {
   readonly memorySize?: number;
   /** Long enough for long streams. @default Duration.minutes(10) */
   readonly timeout?: Duration;
-  /** A cost guard: at most this many concurrent instances. @default 50 (undefined = account pool) */
+  /**
+   * A cost guard: at most this many concurrent instances; 0 reserves none (use the account's pool, e.g.
+   * on new accounts whose concurrency quota is 10 and can't spare a reservation). @default 50
+   */
   readonly reservedConcurrency?: number;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
@@ -60,12 +64,23 @@ export class ProxyFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: ProxyFunctionProps) {
     super(scope, id);
-    if (props.reservedConcurrency !== undefined && props.reservedConcurrency < 1) {
-      throw new Error('reservedConcurrency: expected at least 1');
-    }
+    const reserved = props.reservedConcurrency ?? 50;
+    if (!Number.isInteger(reserved) || reserved < 0)
+      throw new Error('reservedConcurrency: expected 0 or more');
     const timeout = props.timeout ?? Duration.minutes(10);
     if (timeout.toSeconds() < 60 || timeout.toSeconds() > 900)
       throw new Error('timeout: expected 60 s to 15 min');
+    if (props.memorySize !== undefined && (!Number.isInteger(props.memorySize) || props.memorySize < 128)) {
+      throw new Error('memorySize: expected a whole number of MB, at least 128');
+    }
+    // The same rules the function applies at start-up, so a bad setting fails here, not in production.
+    const checked = checkSettings(props.settings ?? {});
+    const upstream = (checked.upstream ?? {}) as Record<string, unknown>;
+    const settings = {
+      ...checked,
+      // Streams may run as long as the function does (the handler stops them just before its end).
+      upstream: { request_timeout_ms: timeout.toMilliseconds(), ...upstream },
+    };
 
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
@@ -82,7 +97,7 @@ export class ProxyFunction extends Construct {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
       timeout,
-      reservedConcurrentExecutions: props.reservedConcurrency ?? 50,
+      reservedConcurrentExecutions: reserved === 0 ? undefined : reserved,
       logGroup: this.logGroup,
       loggingFormat: LoggingFormat.TEXT,
       environment: {
@@ -91,7 +106,7 @@ export class ProxyFunction extends Construct {
         TOKENS_SECRET_ID: props.tokensSecret.secretArn,
         SECRET_CACHE_MS: String((props.secretCacheAge ?? Duration.seconds(60)).toMilliseconds()),
         LOG_LEVEL: props.logLevel ?? 'info',
-        PROXY_SETTINGS: JSON.stringify(props.settings ?? {}),
+        PROXY_SETTINGS: JSON.stringify(settings),
         NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {
@@ -102,8 +117,6 @@ export class ProxyFunction extends Construct {
         // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
         externalModules: [],
         mainFields: ['module', 'main'],
-        // Some dependencies still call require(); give the ESM bundle one.
-        banner: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
         // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
         esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': LAMBDA_CREDENTIALS },
       },

@@ -191,4 +191,49 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
     expect(afterGoodEdit.prelude?.statusCode).toBe(200);
     expect(fake.calls.at(-1)?.key).toBe(NEW_KEY);
   });
+
+  it('ends a stream at the function deadline with an SSE error event, and answers 504 if Gemini never did', async () => {
+    // Prepare: the function has 3.4 s left; the handler keeps a 3 s margin, so 400 ms for the request
+    fake.options.streamChunkDelayMs = 150;
+
+    // Act
+    const stream = await invokeStreaming(handler, chat(true), 3400);
+    fake.options.streamChunkDelayMs = 0;
+    for (const key of [...KEYS, NEW_KEY]) fake.hangNext(key);
+    const hung = await invokeStreaming(handler, chat(), 3400);
+    fake.reset();
+
+    // Assess
+    expect(stream.prelude?.statusCode).toBe(200);
+    const events = stream.body.split('\n\n').filter((e) => e.startsWith('data: '));
+    expect(JSON.parse(events.at(-1)!.slice(6))).toMatchObject({ error: { code: 'deadline_exceeded' } });
+    expect(stream.body).not.toContain('[DONE]');
+    expect(hung.prelude?.statusCode).toBe(504);
+  });
+
+  it('sends the status even when the body is empty', async () => {
+    const result = await invokeStreaming(
+      handler,
+      functionUrlEvent('HEAD', '/v1/models', { headers: { authorization: `Bearer ${TOKEN}` } }),
+    );
+    expect(result.prelude?.statusCode).toEqual(expect.any(Number));
+  });
+
+  it('serves the last good secret within a second while Secrets Manager hangs', async () => {
+    secrets.hanging = true;
+    await waitForCache();
+    const started = Date.now();
+    const result = await invokeStreaming(handler, chat());
+    secrets.hanging = false;
+    expect(result.prelude?.statusCode).toBe(200);
+    expect(Date.now() - started).toBeLessThan(1800);
+  });
+
+  it('stops serving when the operator empties the tokens secret (revocation)', async () => {
+    secrets.values.set(TOKENS_SECRET, '{"tokens":[]}');
+    await new Promise((r) => setTimeout(r, 3500)); // past the cache age and the hung fetch's SDK timeout
+    const result = await invokeStreaming(handler, chat());
+    expect(result.prelude?.statusCode).toBe(503);
+    expect(JSON.parse(result.body)).toMatchObject({ error: { code: 'proxy_not_configured' } });
+  });
 });

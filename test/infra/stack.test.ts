@@ -56,7 +56,10 @@ describe('Stack: GeminiProxyStack', () => {
     expect(Object.keys(env).sort()).toEqual([...PROXY_FUNCTION_ENV, 'NODE_OPTIONS'].sort());
     expect(env.SECRET_CACHE_MS).toBe('30000');
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
-    expect(JSON.parse(env.PROXY_SETTINGS as string)).toEqual({ policy: { max_attempts: 6 } });
+    expect(JSON.parse(env.PROXY_SETTINGS as string)).toEqual({
+      policy: { max_attempts: 6 },
+      upstream: { request_timeout_ms: 720_000 },
+    });
   });
 
   it('reads no environment variable in the function code that the stack does not set', () => {
@@ -152,6 +155,26 @@ describe('Stack: GeminiProxyStack', () => {
     template.hasOutput('OpenAiBaseUrl', {
       Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [Match.anyValue(), 'FunctionUrl'] }, 'v1']] },
     });
+  });
+});
+
+describe('Stack: props checked at synth', () => {
+  const synth = (props: ConstructorParameters<typeof GeminiProxyStack>[2]) =>
+    Template.fromStack(
+      new GeminiProxyStack(new App({ outdir: mkdtempSync(join(tmpdir(), 'gp-p-')) }), 'P', props),
+    );
+
+  it('reserves no concurrency when asked for 0', () => {
+    const fn = Object.values(synth({ reservedConcurrency: 0 }).findResources('AWS::Lambda::Function'))[0]!;
+    expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it('rejects settings the function would reject, naming the field', () => {
+    expect(() => synth({ settings: { state: { timeout_ms: 0 } } })).toThrow(
+      /state\.timeout_ms: expected a positive number/,
+    );
+    expect(() => synth({ settings: { polcy: {} } })).toThrow(/unknown field polcy|Unrecognized key/);
+    expect(() => synth({ memorySize: 100.5 })).toThrow(/memorySize/);
   });
 });
 

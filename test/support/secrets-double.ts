@@ -10,6 +10,8 @@ export interface SecretsDouble {
   readonly values: Map<string, string>;
   /** While true, every call fails with a 500 InternalServiceError. */
   failing: boolean;
+  /** While true, calls are accepted and never answered. */
+  hanging: boolean;
   readonly calls: string[];
   close(): Promise<void>;
 }
@@ -17,7 +19,7 @@ export interface SecretsDouble {
 export async function startSecretsDouble(initial: Record<string, string>): Promise<SecretsDouble> {
   const values = new Map(Object.entries(initial));
   const calls: string[] = [];
-  const double = { values, failing: false, calls } as {
+  const double = { values, failing: false, hanging: false, calls } as {
     -readonly [K in keyof SecretsDouble]: SecretsDouble[K];
   };
   const server = http.createServer((req, res) => {
@@ -29,6 +31,7 @@ export async function startSecretsDouble(initial: Record<string, string>): Promi
       const target = String(req.headers['x-amz-target'] ?? '');
       const { SecretId } = JSON.parse(body || '{}') as { SecretId?: string };
       calls.push(`${target}:${SecretId}`);
+      if (double.hanging) return;
       const reply = (status: number, payload: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(payload));
