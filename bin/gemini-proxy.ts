@@ -17,6 +17,11 @@ const number = (name: string): number | undefined => {
 };
 
 const retention = number('logRetentionDays');
+if (retention !== undefined && !(Object.values(RetentionDays) as unknown[]).includes(retention)) {
+  throw new Error(
+    'context logRetentionDays: expected a retention CloudWatch accepts (1, 3, 5, 7, 14, 30, 60, 90, …)',
+  );
+}
 const settings = context('settings');
 new GeminiProxyStack(app, context('stackName') ?? 'GeminiProxy', {
   memorySize: number('memorySize'),

@@ -1,19 +1,10 @@
-import { CfnOutput, type Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { KeyStateTable } from './constructs/key-state-table.js';
-import { ProxyFunction } from './constructs/proxy-function.js';
+import { ProxyFunction, type ProxyFunctionOptions } from './constructs/proxy-function.js';
 import { ProxySecrets } from './constructs/proxy-secrets.js';
 
-export interface GeminiProxyStackProps extends StackProps {
-  readonly memorySize?: number;
-  readonly timeout?: Duration;
-  readonly reservedConcurrency?: number;
-  readonly logRetention?: RetentionDays;
-  readonly secretCacheAge?: Duration;
-  readonly logLevel?: string;
-  /** Proxy settings (`upstream`, `policy`, `state` sections of the config). */
-  readonly settings?: Record<string, unknown>;
+export interface GeminiProxyStackProps extends StackProps, ProxyFunctionOptions {
   /** For the table and secrets. @default RemovalPolicy.RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
 }
@@ -29,9 +20,6 @@ export class GeminiProxyStack extends Stack {
     this.state = new KeyStateTable(this, 'KeyState', { removalPolicy: props.dataRemovalPolicy });
     this.secrets = new ProxySecrets(this, 'Secrets', { removalPolicy: props.dataRemovalPolicy });
     this.proxy = new ProxyFunction(this, 'Proxy', {
-      table: this.state.table,
-      keysSecret: this.secrets.keys,
-      tokensSecret: this.secrets.tokens,
       memorySize: props.memorySize,
       timeout: props.timeout,
       reservedConcurrency: props.reservedConcurrency,
@@ -39,6 +27,9 @@ export class GeminiProxyStack extends Stack {
       secretCacheAge: props.secretCacheAge,
       logLevel: props.logLevel,
       settings: props.settings,
+      table: this.state.table,
+      keysSecret: this.secrets.keys,
+      tokensSecret: this.secrets.tokens,
     });
 
     new CfnOutput(this, 'FunctionUrl', { value: this.proxy.url.url, description: 'The proxy function URL' });

@@ -24,10 +24,8 @@ export const STATE_TABLE_ACTIONS = [
   'dynamodb:BatchGetItem',
 ] as const;
 
-export interface ProxyFunctionProps {
-  readonly table: ITableV2;
-  readonly keysSecret: ISecret;
-  readonly tokensSecret: ISecret;
+/** What a deployer chooses about the function (the stack takes the same, as context). */
+export interface ProxyFunctionOptions {
   /** The proxy mostly waits on Gemini; memory buys little but is billed per second. @default 512 */
   readonly memorySize?: number;
   /** Long enough for long streams. @default Duration.minutes(10) */
@@ -45,6 +43,12 @@ export interface ProxyFunctionProps {
   readonly logLevel?: string;
   /** Proxy settings (`upstream`, `policy`, `state` sections of the config), passed as JSON. */
   readonly settings?: Record<string, unknown>;
+}
+
+export interface ProxyFunctionProps extends ProxyFunctionOptions {
+  readonly table: ITableV2;
+  readonly keysSecret: ISecret;
+  readonly tokensSecret: ISecret;
 }
 
 const ENTRY = fileURLToPath(new URL('../../lambda/proxy/handler.ts', import.meta.url));
