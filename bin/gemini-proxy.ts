@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { App, Duration, RemovalPolicy } from 'aws-cdk-lib';
-import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { GeminiProxyStack } from '../lib/gemini-proxy-stack.js';
 
 const app = new App();
