@@ -4,14 +4,7 @@ import type { ProxyConfig } from './config.js';
 import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
 import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';
-import {
-  type BodyStream,
-  type ProxyRequest,
-  type ProxyResponse,
-  type UpstreamClient,
-  UpstreamError,
-  type UpstreamResponse,
-} from './http.js';
+import type { BodyStream, ProxyRequest, ProxyResponse, UpstreamClient, UpstreamResponse } from './http.js';
 import type {
   AcquireRequest,
   Acquisition,
@@ -24,6 +17,7 @@ import type {
 import type { Logger } from './logger.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
+import { cancelled, clientLimited, keysExhausted, networkFailure } from './refusals.js';
 import type { Scrubber } from './secrets.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
@@ -151,7 +145,7 @@ export class Forwarder {
           if ('answer' in result) return result.answer;
         }
       }
-      if (signal.aborted) return this.finish(job, state, cancelled(job));
+      if (signal.aborted) return this.finish(job, state, cancelled(job.request.signal.aborted));
       if (state.lastFailure !== undefined) return this.finish(job, state, state.lastFailure);
       if (state.count >= config.policy.max_attempts) {
         if (state.quotaRetryAt !== undefined)
@@ -174,7 +168,7 @@ export class Forwarder {
       if (waitedMs + wait <= config.policy.max_wait_ms) {
         waitedMs += wait;
         if (await sleep(wait, true, { signal }).catch(() => false)) continue;
-        return this.finish(job, state, cancelled(job));
+        return this.finish(job, state, cancelled(job.request.signal.aborted));
       }
       return this.finish(job, state, keysExhausted(wait, quotaBlocked));
     }
@@ -210,7 +204,7 @@ export class Forwarder {
         outcome = classifyUpstreamResponse(response.status, text ?? '');
         answer = this.errorAnswer(job, response, text);
       } catch (err) {
-        if (signal.aborted) return { answer: this.finish(job, state, cancelled(job)) };
+        if (signal.aborted) return { answer: this.finish(job, state, cancelled(job.request.signal.aborted)) };
         outcome = { kind: 'transient' };
         answer = networkFailure(err);
       }
@@ -234,7 +228,7 @@ export class Forwarder {
             return { rotate: true };
           }
           if (!(await sleep(decision.delayMs, true, { signal }).catch(() => false))) {
-            return { answer: this.finish(job, state, cancelled(job)) };
+            return { answer: this.finish(job, state, cancelled(job.request.signal.aborted)) };
           }
           if (group.limits !== undefined) {
             // Every Gemini call spends budget, retries included: claim this key's budget again.
@@ -421,52 +415,4 @@ export class Forwarder {
     this.pending.add(write);
     void write.finally(() => this.pending.delete(write));
   }
-}
-
-function retryAfterSeconds(waitMs: number): number {
-  return Math.max(1, Math.ceil(waitMs / 1000));
-}
-
-function keysExhausted(waitMs: number, quota = false): ProxyResponse {
-  const seconds = retryAfterSeconds(waitMs);
-  const why = quota ? 'has used its configured quota' : 'is cooling down';
-  return openAiError(
-    429,
-    `Every Gemini key ${why} for this model. Retry in ${seconds}s.`,
-    'rate_limit_error',
-    'keys_exhausted',
-    { 'retry-after': String(seconds) },
-  );
-}
-
-function clientLimited(waitMs: number): ProxyResponse {
-  const seconds = retryAfterSeconds(waitMs);
-  return openAiError(
-    429,
-    `This client token is over its requests-per-minute limit. Retry in ${seconds}s.`,
-    'rate_limit_error',
-    'client_rate_limited',
-    { 'retry-after': String(seconds) },
-  );
-}
-
-function networkFailure(err: unknown): ProxyResponse {
-  const kind = err instanceof UpstreamError ? err.kind : 'network';
-  if (kind === 'first_byte_timeout' || kind === 'connect_timeout') {
-    return openAiError(504, `Gemini did not answer in time (${kind}).`, 'server_error', 'upstream_timeout');
-  }
-  return openAiError(502, 'Could not reach Gemini.', 'server_error', 'upstream_unreachable');
-}
-
-/** The client went away (499: nobody may read it, but it is logged) or the request deadline passed (504). */
-function cancelled(job: ForwardJob): ProxyResponse {
-  if (job.request.signal.aborted) {
-    return openAiError(499, 'The request was cancelled by the client.', 'invalid_request_error', 'cancelled');
-  }
-  return openAiError(
-    504,
-    'The request did not complete within the proxy deadline.',
-    'server_error',
-    'deadline_exceeded',
-  );
 }

@@ -1,0 +1,52 @@
+/** The proxy's own answers when no Gemini answer is passed on: OpenAI-shaped, with Retry-After where useful. */
+import type { ProxyResponse } from './http.js';
+import { UpstreamError } from './http.js';
+import { openAiError } from './openai-errors.js';
+
+function retryAfterSeconds(waitMs: number): number {
+  return Math.max(1, Math.ceil(waitMs / 1000));
+}
+
+export function keysExhausted(waitMs: number, quota = false): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  const why = quota ? 'has used its configured quota' : 'is cooling down';
+  return openAiError(
+    429,
+    `Every Gemini key ${why} for this model. Retry in ${seconds}s.`,
+    'rate_limit_error',
+    'keys_exhausted',
+    { 'retry-after': String(seconds) },
+  );
+}
+
+export function clientLimited(waitMs: number): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  return openAiError(
+    429,
+    `This client token is over its requests-per-minute limit. Retry in ${seconds}s.`,
+    'rate_limit_error',
+    'client_rate_limited',
+    { 'retry-after': String(seconds) },
+  );
+}
+
+export function networkFailure(err: unknown): ProxyResponse {
+  const kind = err instanceof UpstreamError ? err.kind : 'network';
+  if (kind === 'first_byte_timeout' || kind === 'connect_timeout') {
+    return openAiError(504, `Gemini did not answer in time (${kind}).`, 'server_error', 'upstream_timeout');
+  }
+  return openAiError(502, 'Could not reach Gemini.', 'server_error', 'upstream_unreachable');
+}
+
+/** The client went away (499: nobody may read it, but it is logged) or the request deadline passed (504). */
+export function cancelled(clientGone: boolean): ProxyResponse {
+  if (clientGone) {
+    return openAiError(499, 'The request was cancelled by the client.', 'invalid_request_error', 'cancelled');
+  }
+  return openAiError(
+    504,
+    'The request did not complete within the proxy deadline.',
+    'server_error',
+    'deadline_exceeded',
+  );
+}
