@@ -1,32 +1,19 @@
-import {
-  type AttributeValue,
-  ConditionalCheckFailedException,
-  type DynamoDBClient,
-} from '@aws-sdk/client-dynamodb';
-import {
-  BatchGetCommand,
-  DynamoDBDocumentClient,
-  GetCommand,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type {
   AcquireRequest,
   Acquisition,
-  ClientLimit,
   Cooldown,
   CooldownCause,
-  KeyRef,
   KeyStateStore,
   KeyStateUpdate,
-  KeyStatus,
   KeyView,
   QuotaLimits,
 } from '../core/key-state.js';
 import { isUsable, pickKey } from '../core/key-state.js';
-import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
-import { hasLimits, MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../core/quota.js';
+import { hasLimits } from '../core/quota.js';
+import { num, StateTable, str, ttlAfter } from './dynamodb-access.js';
+import { BudgetWindows } from './dynamodb-budgets.js';
+import { type GroupCache, GroupStateCache } from './dynamodb-key-cache.js';
 import { soonest } from './memory-store.js';
 
 export interface DynamoDbStoreOptions {
@@ -42,41 +29,6 @@ export interface DynamoDbStoreOptions {
   readonly flushEveryMs?: number;
 }
 
-type Item = Record<string, unknown>;
-
-/** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
-interface CachedKey {
-  health: Exclude<KeyStatus, 'disabled'>;
-  reason: string | undefined;
-  disabled: boolean;
-  cooldowns: Record<string, Cooldown>;
-  /** When this instance last changed it: a read that started earlier must not undo that. */
-  changedAt: number;
-}
-
-interface GroupCache {
-  at: number;
-  keys: Map<string, CachedKey>;
-}
-
-const newKey = (): CachedKey => ({
-  health: 'active',
-  reason: undefined,
-  disabled: false,
-  cooldowns: {},
-  changedAt: 0,
-});
-
-function view(keyId: string, k: CachedKey | undefined): KeyView {
-  if (k === undefined) return { keyId, status: 'active', reason: undefined, cooldowns: {} };
-  return {
-    keyId,
-    status: k.disabled ? 'disabled' : k.health,
-    reason: k.disabled ? 'operator' : k.reason,
-    cooldowns: { ...k.cooldowns },
-  };
-}
-
 interface SuccessTally {
   group: string;
   keyId: string;
@@ -84,11 +36,6 @@ interface SuccessTally {
   latencyMs: number;
   lastAt: number;
 }
-
-/** TTL (epoch seconds) a day after an item stops mattering: TTL only tidies, conditions decide. */
-const ttlAfter = (epochMs: number) => Math.ceil(epochMs / 1000) + 86_400;
-const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /**
  * Key state in one DynamoDB table, shared by every instance:
@@ -98,8 +45,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
  * | `grp#<group>` | `key#<keyId>` | status, reason, success counters |
  * | `grp#<group>` | `cool#<keyId>#<model>` | cooldown `until`, `cause`, ttl |
  * | `rr#<group>#<shard>` | `rr` | rotation counter `pos` |
- * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today, `m` in minute `mw`, ttl |
- * | `client#<clientId>` | `min#<minute>` | `c` requests in that minute, ttl |
+ * | `quota#…`, `client#…` | | budget and client windows: see {@link BudgetWindows} |
  *
  * Every write that decides something is conditional: cooldowns only extend, `invalid` never overwrites
  * `disabled`, a budget or client window never passes its limit. A lost race is resolved from the item
@@ -107,23 +53,18 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
  * does not return it. Key state is cached per instance for `cacheMs`, refreshed in the background.
  */
 export class DynamoDbKeyStateStore implements KeyStateStore {
-  private readonly doc: DynamoDBDocumentClient;
+  private readonly table: StateTable;
+  private readonly budgets: BudgetWindows;
   private readonly now: () => number;
-  private readonly groups = new Map<string, GroupCache>();
-  /** Reads of a group's state in flight, shared by concurrent requests of this instance. */
-  private readonly loading = new Map<string, Promise<GroupCache>>();
+  private readonly cache: GroupStateCache;
   private readonly cursors = new Map<string, number>();
-  /** Budgets (and clients) known to be full, until when: skipped without a call. */
-  private readonly fullUntil = new Map<string, number>();
-  /** The minute each budget's window item was last seen in, to pick the write that will succeed. */
-  private readonly windowMinute = new Map<string, number>();
   private readonly tallies = new Map<string, SuccessTally>();
   private lastFlush: number;
 
   constructor(private readonly options: DynamoDbStoreOptions) {
-    this.doc = DynamoDBDocumentClient.from(options.client, {
-      marshallOptions: { removeUndefinedValues: true },
-    });
+    this.table = new StateTable(options.client, options.table);
+    this.budgets = new BudgetWindows(this.table);
+    this.cache = new GroupStateCache(this.table, options.cacheMs, () => this.now());
     this.now = options.now ?? Date.now;
     this.lastFlush = this.now();
   }
@@ -131,11 +72,12 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   async acquire(request: AcquireRequest): Promise<Acquisition> {
     const { now } = request;
     if (request.client !== undefined) {
-      const until = this.fullUntil.get(clientKey(request.client));
-      if (until !== undefined && until > now) return { kind: 'client_limited', retryAt: until };
+      const until = this.budgets.clientRefusedUntil(request.client, now);
+      if (until !== undefined) return { kind: 'client_limited', retryAt: until };
     }
     // The client's window claim runs alongside the key's: one round trip of latency for both.
-    const clientClaim = request.client === undefined ? undefined : this.claimClient(request.client, now);
+    const clientClaim =
+      request.client === undefined ? undefined : this.budgets.claimClient(request.client, now);
     // Awaited below; marked handled now so a failing key claim can't leave it unhandled.
     clientClaim?.catch(() => undefined);
     const result = hasLimits(request.limits)
@@ -166,20 +108,22 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
-    const cache = await this.load(group);
-
-    return keyIds.map((keyId) => view(keyId, cache.keys.get(keyId)));
+    return this.cache.views(
+      await this.cache.load(group),
+      keyIds.map((keyId) => ({ keyId, budget: '' })),
+    );
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
   async flush(): Promise<void> {
     this.lastFlush = this.now();
+    this.budgets.prune(this.lastFlush);
     const tallies = [...this.tallies.values()];
     this.tallies.clear();
     await Promise.all(
       tallies.map(async (t) => {
         try {
-          await this.update({
+          await this.table.update({
             Key: { pk: `grp#${t.group}`, sk: `key#${t.keyId}` },
             // Counters only: status is never touched, so a success can't revive an invalid key.
             UpdateExpression: 'ADD #ok :n, #lat :l SET #last = :t',
@@ -198,17 +142,17 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
     const { group, keys, model, now } = request;
     const shard = Math.floor(Math.random() * this.options.rotationShards);
-    const [cache, pos] = await Promise.all([this.fresh(group), this.advance(group, shard)]);
+    const [cache, pos] = await Promise.all([this.cache.fresh(group), this.advance(group, shard)]);
     // Each shard walks every key in turn (offset by its number), so the sum over shards stays even.
-    const picked = pickKey(this.views(cache, keys), pos + shard, model, now, request.exclude);
+    const picked = pickKey(this.cache.views(cache, keys), pos + shard, model, now, request.exclude);
     if ('retryAt' in picked) return unavailable(picked.retryAt, undefined);
     return { kind: 'key', keyId: picked.keyId };
   }
 
   private async acquireWithBudget(request: AcquireRequest, limits: QuotaLimits): Promise<Acquisition> {
     const { group, keys, model, now } = request;
-    const cached = this.groups.get(group);
-    let pending: Promise<GroupCache> | undefined = this.fresh(group);
+    const cached = this.cache.peek(group);
+    let pending: Promise<GroupCache> | undefined = this.cache.fresh(group);
     // Cold start: nothing to choose from yet, so this one read comes first.
     let cache = cached ?? (await pending);
     if (cached === undefined) pending = undefined;
@@ -218,13 +162,13 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     let surveyed = false;
     for (let tries = 0; tries <= keys.length; tries++) {
       for (const k of keys) {
-        const until = this.fullUntil.get(budgetKey(k.budget, model));
-        if (until !== undefined && until > now) {
+        const until = this.budgets.fullFor(k.budget, model, now);
+        if (until !== undefined) {
           skip.add(k.keyId);
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
         }
       }
-      const picked = pickKey(this.views(cache, keys), cursor + tries, model, now, skip);
+      const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip);
       if ('retryAt' in picked) {
         if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
         // The stale copy may be wrong about that too: decide on the fresh one.
@@ -237,162 +181,33 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       if (pending !== undefined) {
         // The claim goes out alongside the state read; if the fresh state rules the key out, the
         // claimed unit is spent unused (rare: only when the key changed within the cache time).
-        [cache, refused] = await Promise.all([pending, this.claimBudget(ref, model, limits, now)]);
+        [cache, refused] = await Promise.all([pending, this.budgets.claim(ref, model, limits, now)]);
         pending = undefined;
-        if (!isUsable(this.views(cache, [ref])[0]!, model, now)) {
+        if (!isUsable(this.cache.views(cache, [ref])[0]!, model, now)) {
           skip.add(ref.keyId);
           continue;
         }
       } else {
-        refused = await this.claimBudget(ref, model, limits, now);
+        refused = await this.budgets.claim(ref, model, limits, now);
       }
       if (refused === undefined) {
         this.cursors.set(group, picked.index + 1);
         return { kind: 'key', keyId: picked.keyId };
       }
-      this.fullUntil.set(budgetKey(ref.budget, model), refused);
+      this.budgets.markFull(ref.budget, model, refused);
       quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, refused);
       if (!surveyed) {
         // Budgets tend to fill together: rather than find each full one by a failed claim, read the
         // other budgets' windows in one call and skip those already full.
         surveyed = true;
-        await this.survey(keys, model, limits, now);
+        await this.budgets.survey(keys, model, limits, now);
       }
     }
     return unavailable(undefined, quotaRetryAt);
   }
 
-  /** Reads the current windows of the given keys' budgets (one BatchGetItem) and notes which are full. */
-  private async survey(keys: readonly KeyRef[], model: string, limits: QuotaLimits, now: number) {
-    const today = pacificDay(now);
-    const budgets = [...new Set(keys.map((k) => k.budget))].filter((b) => {
-      const until = this.fullUntil.get(budgetKey(b, model));
-      return until === undefined || until <= now;
-    });
-    const byPk = new Map(budgets.map((b) => [`quota#${b}#${model}`, b]));
-    for (let i = 0; i < budgets.length; i += 100) {
-      const out = await this.doc.send(
-        new BatchGetCommand({
-          RequestItems: {
-            [this.options.table]: {
-              Keys: [...byPk.keys()].slice(i, i + 100).map((pk) => ({ pk, sk: windowSk(today, limits) })),
-            },
-          },
-        }),
-      );
-      for (const item of out.Responses?.[this.options.table] ?? []) {
-        const budget = byPk.get(str(item.pk) ?? '');
-        if (budget === undefined) continue;
-        const mw = num(item.mw);
-        const verdict = quotaVerdict(
-          limits,
-          { day: today, dayCount: num(item.d) ?? 0, minute: mw ?? -1, minuteCount: num(item.m) ?? 0 },
-          now,
-        );
-        if (mw !== undefined) this.windowMinute.set(budgetKey(budget, model), mw);
-        if (!verdict.ok) this.fullUntil.set(budgetKey(budget, model), verdict.retryAt);
-      }
-    }
-  }
-
-  /** Claims one request of a budget's current windows. Undefined when granted, else when it may be. */
-  private async claimBudget(
-    ref: KeyRef,
-    model: string,
-    limits: QuotaLimits,
-    now: number,
-  ): Promise<number | undefined> {
-    const id = budgetKey(ref.budget, model);
-    const today = pacificDay(now);
-    const windowMs = rpmWindow(limits);
-    const minute = minuteIndex(now, windowMs);
-    // A budget is the project's (or key's) across every group: Gemini counts per project, not per group.
-    const Key = { pk: `quota#${ref.budget}#${model}`, sk: windowSk(today, limits) };
-    const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#ttl': 'ttl' };
-    const rpd = limits.rpd ?? Number.MAX_SAFE_INTEGER;
-    const rpm = limits.rpm ?? Number.MAX_SAFE_INTEGER;
-    const ttl = ttlAfter(nextPacificMidnight(now));
-    let sameMinute = this.windowMinute.get(id) === minute;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const out = sameMinute
-          ? await this.update({
-              Key,
-              UpdateExpression: 'SET #ttl = :ttl ADD #d :one, #m :one',
-              ConditionExpression: '#mw = :mw AND #m < :rpm AND #d < :rpd',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ':one': 1, ':mw': minute, ':rpm': rpm, ':rpd': rpd, ':ttl': ttl },
-            })
-          : await this.update({
-              Key,
-              // First request of a new minute: restart the minute count, keep counting the day.
-              UpdateExpression: 'SET #mw = :mw, #m = :one, #ttl = :ttl ADD #d :one',
-              ConditionExpression:
-                '(attribute_not_exists(#mw) OR #mw < :mw) AND (attribute_not_exists(#d) OR #d < :rpd)',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ':one': 1, ':mw': minute, ':rpd': rpd, ':ttl': ttl },
-            });
-        this.windowMinute.set(id, num(out?.mw) ?? minute);
-        // Took the last unit: skip this budget without a call until its window opens again.
-        const after = quotaVerdict(
-          limits,
-          {
-            day: today,
-            dayCount: num(out?.d) ?? 0,
-            minute: num(out?.mw) ?? minute,
-            minuteCount: num(out?.m) ?? 0,
-          },
-          now,
-        );
-        if (!after.ok) this.fullUntil.set(id, after.retryAt);
-        return undefined;
-      } catch (err) {
-        const current = await this.itemOnConflict(err, Key);
-        const mw = num(current?.mw);
-        if (mw !== undefined) this.windowMinute.set(id, mw);
-        const verdict = quotaVerdict(
-          limits,
-          current === undefined
-            ? undefined
-            : {
-                day: today,
-                dayCount: num(current.d) ?? 0,
-                minute: mw ?? -1,
-                minuteCount: num(current.m) ?? 0,
-              },
-          now,
-        );
-        if (!verdict.ok) return verdict.retryAt;
-        // Not full: the write assumed the wrong minute (another instance rolled it, or we are first).
-        sameMinute = mw === minute;
-      }
-    }
-    // Clocks disagree about the minute: treat the budget as busy until the next one.
-    return (minute + 1) * windowMs;
-  }
-
-  /** Counts a request in the client's minute window; undefined when allowed, else when it may be. */
-  private async claimClient(client: ClientLimit, now: number): Promise<number | undefined> {
-    const minute = minuteIndex(now);
-    try {
-      await this.update({
-        Key: { pk: `client#${client.clientId}`, sk: `min#${minute}` },
-        UpdateExpression: 'SET #ttl = :ttl ADD #c :one',
-        ConditionExpression: 'attribute_not_exists(#c) OR #c < :rpm',
-        ExpressionAttributeNames: { '#c': 'c', '#ttl': 'ttl' },
-        ExpressionAttributeValues: { ':one': 1, ':rpm': client.rpm, ':ttl': ttlAfter(now) },
-      });
-      return undefined;
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const retryAt = (minute + 1) * MINUTE_MS;
-      this.fullUntil.set(clientKey(client), retryAt);
-      return retryAt;
-    }
-  }
-
   private async advance(group: string, shard: number): Promise<number> {
-    const out = await this.update({
+    const out = await this.table.update({
       Key: { pk: `rr#${group}#${shard}`, sk: 'rr' },
       UpdateExpression: 'ADD #pos :one',
       ExpressionAttributeNames: { '#pos': 'pos' },
@@ -411,7 +226,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     const Key = { pk: `grp#${group}`, sk: `cool#${keyId}#${model}` };
     let kept = cooldown;
     try {
-      await this.update({
+      await this.table.update({
         Key,
         UpdateExpression: 'SET #until = :until, #cause = :cause, #ttl = :ttl',
         ConditionExpression: 'attribute_not_exists(#until) OR #until < :until',
@@ -424,11 +239,11 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
-      const current = await this.itemOnConflict(err, Key);
+      const current = await this.table.itemOnConflict(err, Key);
       const until = num(current?.until);
       if (until !== undefined) kept = { until, cause: (str(current?.cause) ?? 'quota') as CooldownCause };
     }
-    const entry = this.cachedKey(group, keyId);
+    const entry = this.cache.entry(group, keyId);
     const cached = entry?.cooldowns[model];
     if (entry !== undefined && (cached === undefined || cached.until < kept.until)) {
       entry.cooldowns[model] = kept;
@@ -438,9 +253,9 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   /** Marks a key invalid unless it already is; the operator's disable flag is untouched either way. */
   private async markInvalid(group: string, keyId: string, reason: string): Promise<void> {
     const Key = { pk: `grp#${group}`, sk: `key#${keyId}` };
-    let stored = { health: 'invalid' as CachedKey['health'], reason: reason as string | undefined };
+    let stored = { health: 'invalid' as 'active' | 'invalid', reason: reason as string | undefined };
     try {
-      await this.update({
+      await this.table.update({
         Key,
         UpdateExpression: 'SET #s = :invalid, #r = :reason, #at = :now ADD #v :one',
         ConditionExpression: 'attribute_not_exists(#s) OR #s = :active',
@@ -455,10 +270,10 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       });
     } catch (err) {
       // Already invalid (for the first reason found): adopt what is stored.
-      const item = await this.itemOnConflict(err, Key);
+      const item = await this.table.itemOnConflict(err, Key);
       stored = { health: str(item?.status) === 'invalid' ? 'invalid' : 'active', reason: str(item?.reason) };
     }
-    const entry = this.cachedKey(group, keyId);
+    const entry = this.cache.entry(group, keyId);
     if (entry !== undefined) {
       entry.health = stored.health;
       entry.reason = stored.reason;
@@ -468,7 +283,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
 
   /** The operator's switch: `disabled` wins over everything; lifting it leaves the key's health as it is. */
   private async setDisabled(group: string, keyId: string, disabled: boolean): Promise<void> {
-    await this.update({
+    await this.table.update({
       Key: { pk: `grp#${group}`, sk: `key#${keyId}` },
       UpdateExpression: disabled
         ? 'SET #d = :true, #at = :now ADD #v :one'
@@ -478,152 +293,16 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         ? { ':true': true, ':now': this.now(), ':one': 1 }
         : { ':now': this.now(), ':one': 1 },
     });
-    const entry = this.cachedKey(group, keyId);
+    const entry = this.cache.entry(group, keyId);
     if (entry !== undefined) {
       entry.disabled = disabled;
       entry.changedAt = this.now();
     }
   }
 
-  /** The item a conditional write lost to: from the exception (ALL_OLD), else one consistent read. */
-  private async itemOnConflict(err: unknown, Key: Item): Promise<Item | undefined> {
-    if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    if (err.Item !== undefined) return unmarshall(err.Item as Record<string, AttributeValue>);
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.options.table, Key, ConsistentRead: true }),
-    );
-    return out.Item;
-  }
-
-  private async update(
-    input: Omit<ConstructorParameters<typeof UpdateCommand>[0], 'TableName'>,
-  ): Promise<Item | undefined> {
-    const out = await this.doc.send(
-      new UpdateCommand({
-        TableName: this.options.table,
-        ReturnValuesOnConditionCheckFailure: input.ConditionExpression === undefined ? undefined : 'ALL_OLD',
-        ReturnValues: input.ReturnValues ?? 'ALL_NEW',
-        ...input,
-      }),
-    );
-    return out.Attributes;
-  }
-
-  /**
-   * The group's state, at most `cacheMs` old: the cached copy while it is young enough, else a read
-   * (one per instance at a time). Callers start it alongside their write so both cost one round trip.
-   */
-  private fresh(group: string): Promise<GroupCache> {
-    const cache = this.groups.get(group);
-    if (cache !== undefined && this.now() - cache.at < this.options.cacheMs) return Promise.resolve(cache);
-    let loading = this.loading.get(group);
-    if (loading === undefined) {
-      loading = this.load(group).finally(() => this.loading.delete(group));
-      this.loading.set(group, loading);
-    }
-    return loading;
-  }
-
-  private async load(group: string): Promise<GroupCache> {
-    const started = this.now();
-    const keys = new Map<string, CachedKey>();
-    const entry = (keyId: string) => {
-      let k = keys.get(keyId);
-      if (k === undefined) {
-        k = newKey();
-        keys.set(keyId, k);
-      }
-      return k;
-    };
-    let start: Item | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.options.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `grp#${group}` },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) {
-        const sk = str(item.sk) ?? '';
-        if (sk.startsWith('key#')) {
-          const k = entry(sk.slice(4));
-          k.health = str(item.status) === 'invalid' ? 'invalid' : 'active';
-          k.reason = str(item.reason);
-          k.disabled = item.disabled === true;
-        } else if (sk.startsWith('cool#')) {
-          const rest = sk.slice(5);
-          const hash = rest.indexOf('#');
-          const until = num(item.until);
-          if (hash > 0 && until !== undefined) {
-            entry(rest.slice(0, hash)).cooldowns[rest.slice(hash + 1)] = {
-              until,
-              cause: (str(item.cause) ?? 'quota') as CooldownCause,
-            };
-          }
-        }
-      }
-      start = out.LastEvaluatedKey;
-    } while (start !== undefined);
-    // What this instance wrote while the read was in flight may not be in it: keep that.
-    for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
-      const read = entry(keyId);
-      for (const [model, c] of Object.entries(mine.cooldowns)) {
-        const other = read.cooldowns[model];
-        if (other === undefined || other.until < c.until) read.cooldowns[model] = c;
-      }
-      if (mine.changedAt >= started) {
-        read.health = mine.health;
-        read.reason = mine.reason;
-        read.disabled = mine.disabled;
-        read.changedAt = mine.changedAt;
-      }
-    }
-    const cache: GroupCache = { at: this.now(), keys };
-    this.groups.set(group, cache);
-    this.prune();
-    return cache;
-  }
-
-  /** Drops remembered budgets and windows that no longer matter, so model names can't grow memory. */
-  private prune(): void {
-    if (this.fullUntil.size + this.windowMinute.size < 1000) return;
-    const now = this.now();
-    for (const [id, until] of this.fullUntil) if (until <= now) this.fullUntil.delete(id);
-    this.windowMinute.clear();
-  }
-
   /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
   snapshot(): KeyStateUpdate[] {
-    const now = this.now();
-    const updates: KeyStateUpdate[] = [];
-    for (const [group, cache] of this.groups) {
-      for (const [keyId, k] of cache.keys) {
-        if (k.health === 'invalid')
-          updates.push({ kind: 'invalid', group, keyId, reason: k.reason ?? 'unknown' });
-        if (k.disabled) updates.push({ kind: 'operator', group, keyId, status: 'disabled' });
-        for (const [model, cooldown] of Object.entries(k.cooldowns)) {
-          if (cooldown.until > now) updates.push({ kind: 'cooldown', group, keyId, model, cooldown });
-        }
-      }
-    }
-    return updates;
-  }
-
-  private views(cache: GroupCache, keys: readonly KeyRef[]): KeyView[] {
-    return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId)));
-  }
-
-  private cachedKey(group: string, keyId: string): CachedKey | undefined {
-    const cache = this.groups.get(group);
-    if (cache === undefined) return undefined;
-    let k = cache.keys.get(keyId);
-    if (k === undefined) {
-      k = newKey();
-      cache.keys.set(keyId, k);
-    }
-    return k;
+    return this.cache.snapshot();
   }
 
   private tally(group: string, keyId: string, latencyMs: number, count = 1, lastAt = this.now()): void {
@@ -634,19 +313,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     t.lastAt = Math.max(t.lastAt, lastAt);
     this.tallies.set(id, t);
   }
-}
-
-/** The window item of a Pacific day; the rpm window length is part of it, so changing it starts afresh. */
-function windowSk(day: string, limits: QuotaLimits): string {
-  return `day#${day}#w${rpmWindow(limits)}`;
-}
-
-function budgetKey(budget: string, model: string): string {
-  return `${budget}\u0000${model}`;
-}
-
-function clientKey(client: ClientLimit): string {
-  return `client\u0000${client.clientId}`;
 }
 
 function unavailable(coolingRetryAt: number | undefined, quotaRetryAt: number | undefined): Acquisition {
