@@ -102,6 +102,12 @@ const policySchema = z.strictObject({
   max_attempts: withDefault(int(z.gte(1, 'expected 1-50'), z.lte(50, 'expected 1-50')), 10),
   /** When every key is cooling, wait for the soonest one if it frees within this bound (0: answer 429). */
   max_wait_ms: withDefault(nonNegative(), 0),
+  /** Consecutive transient failures of one upstream target (across keys) that open its circuit; 0: never. */
+  circuit_failure_threshold: withDefault(nonNegative(), 5),
+  /** How long an open circuit refuses before letting probes through. */
+  circuit_open_ms: withDefault(positive(), 30_000),
+  /** Requests let through to test a half-open circuit. */
+  circuit_half_open_probes: withDefault(positive(), 1),
 });
 
 const stateSchema = z.strictObject({

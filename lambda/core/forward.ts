@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readText } from './body.js';
+import { CircuitBreakers, type CircuitView } from './circuit-breaker.js';
 import type { ProxyConfig } from './config.js';
 import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
@@ -17,7 +18,7 @@ import type {
 import type { Logger } from './logger.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
-import { cancelled, clientLimited, keysExhausted, networkFailure } from './refusals.js';
+import { cancelled, circuitOpen, clientLimited, keysExhausted, networkFailure } from './refusals.js';
 import type { Scrubber } from './secrets.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
@@ -81,7 +82,21 @@ const BODYLESS = new Set(['GET', 'HEAD']);
 export class Forwarder {
   private readonly pending = new Set<Promise<void>>();
 
-  constructor(private readonly deps: ForwarderDeps) {}
+  private readonly breakers: CircuitBreakers;
+
+  constructor(private readonly deps: ForwarderDeps) {
+    const { policy } = deps.config;
+    this.breakers = new CircuitBreakers({
+      failureThreshold: policy.circuit_failure_threshold,
+      openMs: policy.circuit_open_ms,
+      halfOpenProbes: policy.circuit_half_open_probes,
+    });
+  }
+
+  /** The upstream targets' circuits, for `/health/detailed`. */
+  circuits(now: number): CircuitView[] {
+    return this.breakers.views(now);
+  }
 
   async settle(): Promise<void> {
     while (this.pending.size > 0) await Promise.all(this.pending);
@@ -112,11 +127,19 @@ export class Forwarder {
     let waitedMs = 0;
     let clientCounted = false;
     let quotaBlocked = false;
+    let circuitRetryAt: number | undefined;
     for (;;) {
       const exclude = new Set<string>();
       let soonest: number | undefined;
       for (const group of job.groups) {
         while (state.count < config.policy.max_attempts) {
+          // Checked before every key: a circuit this request's own failures opened stops it too.
+          const admission = this.breakers.admit(this.targetOf(job, group), now());
+          if (!admission.admitted) {
+            // Gemini at this target keeps failing: don't spend a key on it; another group may serve.
+            circuitRetryAt = Math.min(circuitRetryAt ?? Infinity, admission.retryAt);
+            break;
+          }
           const acquisition = await this.acquire(state, {
             group: group.name,
             keys: group.refs,
@@ -151,6 +174,9 @@ export class Forwarder {
         if (state.quotaRetryAt !== undefined)
           return this.finish(job, state, keysExhausted(state.quotaRetryAt - now()));
         return this.finish(job, state, openAiError(503, 'No key could serve this request.', 'server_error'));
+      }
+      if (soonest === undefined && circuitRetryAt !== undefined) {
+        return this.finish(job, state, circuitOpen(circuitRetryAt - now()));
       }
       if (soonest === undefined) {
         return this.finish(
@@ -190,6 +216,10 @@ export class Forwarder {
       let answer: ProxyResponse;
       try {
         const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
+        // Any answer but a transient failure shows the target is up (429s and 4xx included).
+        if (response.status !== 500 && response.status !== 502 && response.status !== 503) {
+          this.breakers.succeeded(this.targetOf(job, group));
+        }
         if (response.status < 400) {
           this.record({
             kind: 'success',
@@ -208,6 +238,7 @@ export class Forwarder {
         outcome = { kind: 'transient' };
         answer = networkFailure(err);
       }
+      if (outcome.kind === 'transient') this.breakers.failed(this.targetOf(job, group), now());
       const decision = decide(outcome, retries, now(), config.policy);
       logger.debug('upstream attempt', {
         requestId: job.request.requestId,
@@ -282,6 +313,11 @@ export class Forwarder {
           return { rotate: true };
       }
     }
+  }
+
+  /** The upstream a group's request goes to: the circuit breaker's unit. */
+  private targetOf(job: ForwardJob, group: KeyGroup): string {
+    return job.target.kind === 'openai' ? group.targetUrl : this.deps.config.upstream.native_base_url;
   }
 
   /** Asks the store for a key, charging the time spent to the request's allowance for shared state. */

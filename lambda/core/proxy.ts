@@ -245,7 +245,7 @@ export class GeminiProxy {
       });
       groups.push({ name: group.name, total: views.length, counts, keys });
     }
-    return { status: 'ok', groups };
+    return { status: 'ok', groups, circuits: this.forwarder.circuits(now) };
   }
 
   private logRefusal(request: ProxyRequest, status: number, started: number): void {

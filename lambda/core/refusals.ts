@@ -50,3 +50,15 @@ export function cancelled(clientGone: boolean): ProxyResponse {
     'deadline_exceeded',
   );
 }
+
+/** Every target that could serve is failing and its circuit is open: 503 until it lets probes through. */
+export function circuitOpen(waitMs: number): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  return openAiError(
+    503,
+    `Gemini is failing repeatedly; the proxy is holding requests back for ${seconds}s.`,
+    'server_error',
+    'circuit_open',
+    { 'retry-after': String(seconds) },
+  );
+}

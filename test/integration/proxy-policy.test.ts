@@ -33,8 +33,11 @@ describe('Integration: rotation and Gemini outcome policy', () => {
   let h: Harness;
 
   beforeAll(async () => {
+    // These tests flood one upstream with 503s on purpose; the circuit breaker has its own tests.
     h = await startHarness({
-      config: { policy: { transient_retry_delay_ms: 5, transient_cooldown_ms: 60_000 } },
+      config: {
+        policy: { transient_retry_delay_ms: 5, transient_cooldown_ms: 60_000, circuit_failure_threshold: 0 },
+      },
     });
   });
   // A fresh proxy state per test: restart only the proxy side by resetting its store through a new harness
