@@ -31,6 +31,7 @@ new GeminiProxyStack(app, context('stackName') ?? 'GeminiProxy', {
   secretCacheAge:
     number('secretCacheSeconds') === undefined ? undefined : Duration.seconds(number('secretCacheSeconds')!),
   logLevel: context('logLevel'),
+  metricsNamespace: context('metricsNamespace'),
   settings: settings === undefined ? undefined : (JSON.parse(settings) as Record<string, unknown>),
   dataRemovalPolicy: context('destroyData') === 'true' ? RemovalPolicy.DESTROY : undefined,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },

@@ -27,6 +27,7 @@ export class GeminiProxyStack extends Stack {
       secretCacheAge: props.secretCacheAge,
       logLevel: props.logLevel,
       settings: props.settings,
+      metricsNamespace: props.metricsNamespace,
       table: this.state.table,
       keysSecret: this.secrets.keys,
       tokensSecret: this.secrets.tokens,

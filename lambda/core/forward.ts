@@ -16,6 +16,7 @@ import type {
   QuotaLimits,
 } from './key-state.js';
 import type { Logger } from './logger.js';
+import type { MetricsSink, RequestMetrics } from './metrics.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
 import { cancelled, circuitOpen, clientLimited, keysExhausted, networkFailure } from './refusals.js';
@@ -55,11 +56,18 @@ interface ForwarderDeps {
   readonly logger: Logger;
   readonly now: () => number;
   readonly scrubber: Scrubber;
+  readonly metrics: MetricsSink;
 }
 
 /** Per-request bookkeeping shared by the attempt loop and the final log line. */
 interface Attempts {
   count: number;
+  /** For metrics: what happened on the way. */
+  retries: number;
+  upstreamErrors: { transient: number; quota: number; deadKey: number };
+  keyCooldowns: number;
+  timeToFirstByteMs?: number | undefined;
+  refusal?: RequestMetrics['refusal'];
   /** What is left of this request's allowance for waiting on shared state. */
   stateWaitMs: number;
   readonly deadline: RequestDeadline;
@@ -111,7 +119,14 @@ export class Forwarder {
         : Math.max(0, request.deadlineAt - this.deps.now()),
     );
     const deadline = new RequestDeadline(request.signal, timeoutMs);
-    const state: Attempts = { count: 0, deadline, stateWaitMs: this.deps.config.state.timeout_ms };
+    const state: Attempts = {
+      count: 0,
+      retries: 0,
+      upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
+      keyCooldowns: 0,
+      deadline,
+      stateWaitMs: this.deps.config.state.timeout_ms,
+    };
     try {
       return await this.attempt(job, state);
     } catch (err) {
@@ -152,6 +167,7 @@ export class Forwarder {
           });
           clientCounted = true;
           if (acquisition.kind === 'client_limited') {
+            state.refusal = 'client_rate_limited';
             return this.finish(job, state, clientLimited(acquisition.retryAt - now()));
           }
           if (acquisition.kind === 'unavailable') {
@@ -171,11 +187,14 @@ export class Forwarder {
       if (signal.aborted) return this.finish(job, state, cancelled(job.request.signal.aborted));
       if (state.lastFailure !== undefined) return this.finish(job, state, state.lastFailure);
       if (state.count >= config.policy.max_attempts) {
-        if (state.quotaRetryAt !== undefined)
+        if (state.quotaRetryAt !== undefined) {
+          state.refusal = 'keys_exhausted';
           return this.finish(job, state, keysExhausted(state.quotaRetryAt - now()));
+        }
         return this.finish(job, state, openAiError(503, 'No key could serve this request.', 'server_error'));
       }
       if (soonest === undefined && circuitRetryAt !== undefined) {
+        state.refusal = 'circuit_open';
         return this.finish(job, state, circuitOpen(circuitRetryAt - now()));
       }
       if (soonest === undefined) {
@@ -196,6 +215,7 @@ export class Forwarder {
         if (await sleep(wait, true, { signal }).catch(() => false)) continue;
         return this.finish(job, state, cancelled(job.request.signal.aborted));
       }
+      state.refusal = 'keys_exhausted';
       return this.finish(job, state, keysExhausted(wait, quotaBlocked));
     }
   }
@@ -216,6 +236,7 @@ export class Forwarder {
       let answer: ProxyResponse;
       try {
         const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
+        state.timeToFirstByteMs = now() - sent;
         // Any answer but a transient failure shows the target is up (429s and 4xx included).
         if (response.status !== 500 && response.status !== 502 && response.status !== 503) {
           this.breakers.succeeded(this.targetOf(job, group));
@@ -238,7 +259,11 @@ export class Forwarder {
         outcome = { kind: 'transient' };
         answer = networkFailure(err);
       }
-      if (outcome.kind === 'transient') this.breakers.failed(this.targetOf(job, group), now());
+      if (outcome.kind === 'transient') {
+        this.breakers.failed(this.targetOf(job, group), now());
+        state.upstreamErrors.transient++;
+      } else if (outcome.kind === 'quota') state.upstreamErrors.quota++;
+      else if (outcome.kind === 'dead_key') state.upstreamErrors.deadKey++;
       const decision = decide(outcome, retries, now(), config.policy);
       logger.debug('upstream attempt', {
         requestId: job.request.requestId,
@@ -254,6 +279,7 @@ export class Forwarder {
         case 'answer':
           return { answer: this.finish(job, state, answer) };
         case 'retry_same_key':
+          state.retries++;
           if (state.count >= config.policy.max_attempts) {
             state.lastFailure = answer;
             return { rotate: true };
@@ -280,6 +306,7 @@ export class Forwarder {
           continue;
         case 'cool_and_rotate':
           if (decision.cooldown !== undefined) {
+            state.keyCooldowns++;
             this.record({
               kind: 'cooldown',
               group: group.name,
@@ -436,6 +463,17 @@ export class Forwarder {
       keyId: state.keyId,
       model: job.model,
       streamError,
+    });
+    this.deps.metrics.record({
+      group: state.group ?? '',
+      status,
+      latencyMs: this.deps.now() - job.started,
+      timeToFirstByteMs: state.timeToFirstByteMs,
+      attempts: state.count,
+      retries: state.retries,
+      upstreamErrors: state.upstreamErrors,
+      keyCooldowns: state.keyCooldowns,
+      refusal: state.refusal,
     });
   }
 

@@ -5,6 +5,7 @@ import { headerValue } from './headers.js';
 import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
 import type { KeyRef, KeyStateStore, KeyView } from './key-state.js';
 import type { Logger } from './logger.js';
+import { type MetricsSink, noMetrics } from './metrics.js';
 import { openAiError } from './openai-errors.js';
 import { hasLimits } from './quota.js';
 import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
@@ -17,6 +18,8 @@ export interface ProxyDeps {
   readonly logger: Logger;
   /** Clock in epoch ms; injectable for tests. */
   readonly now?: () => number;
+  /** Where request metrics go. @default none */
+  readonly metrics?: MetricsSink;
 }
 
 const JSON_TYPE = /^application\/(.+\+)?json\b/i;
@@ -68,12 +71,14 @@ export class GeminiProxy {
   private readonly tokens: TokenVerifier;
   private readonly groups: readonly KeyGroup[];
   private readonly forwarder: Forwarder;
+  private readonly metrics: MetricsSink;
 
   constructor(deps: ProxyDeps) {
     this.config = deps.config;
     this.store = deps.store;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
+    this.metrics = deps.metrics ?? noMetrics;
     const tokens = configuredTokens(deps.config);
     this.tokens = new TokenVerifier(tokens);
     this.groups = deps.config.groups.map(buildGroup);
@@ -88,6 +93,7 @@ export class GeminiProxy {
       logger: deps.logger,
       now: this.now,
       scrubber: new Scrubber(secrets),
+      metrics: this.metrics,
     });
   }
 
@@ -249,12 +255,24 @@ export class GeminiProxy {
   }
 
   private logRefusal(request: ProxyRequest, status: number, started: number): void {
+    const latencyMs = this.now() - started;
     this.logger.info('request', {
       requestId: request.requestId,
       method: request.method,
       path: request.path,
       status,
-      latencyMs: this.now() - started,
+      latencyMs,
+    });
+    this.metrics.record({
+      group: '',
+      status,
+      latencyMs,
+      timeToFirstByteMs: undefined,
+      attempts: 0,
+      retries: 0,
+      upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
+      keyCooldowns: 0,
+      refusal: undefined,
     });
   }
 }

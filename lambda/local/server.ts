@@ -11,6 +11,7 @@ import { ConfigError, type ProxyConfig } from '../core/config.js';
 import type { ProxyResponse, UpstreamClient } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
+import type { MetricsSink } from '../core/metrics.js';
 import { GeminiProxy } from '../core/proxy.js';
 
 export interface LocalServerOptions {
@@ -19,6 +20,7 @@ export interface LocalServerOptions {
   readonly store?: KeyStateStore;
   readonly upstream?: UpstreamClient;
   readonly now?: () => number;
+  readonly metrics?: MetricsSink;
 }
 
 export interface RunningServer {
@@ -68,6 +70,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     store,
     upstream,
     now: options.now,
+    metrics: options.metrics,
   });
 
   const server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

@@ -1,5 +1,6 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod/mini';
+import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
@@ -8,6 +9,7 @@ import { ConfigError, checkSettings, parseConfig, parseStateConfig } from '../co
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
+import type { MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
 
@@ -19,6 +21,7 @@ export const PROXY_FUNCTION_ENV = [
   'SECRET_CACHE_MS',
   'LOG_LEVEL',
   'PROXY_SETTINGS',
+  'METRICS_NAMESPACE',
 ] as const;
 
 export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number], string>>;
@@ -55,10 +58,12 @@ export class ProxyRuntime {
   private readonly table: string;
   private built: { keys: string; tokens: string; proxy: GeminiProxy } | undefined;
   private lastProblem: string | undefined;
+  private readonly metrics: MetricsSink;
 
   constructor(env: ProxyFunctionEnv, options: { logger?: Logger; secrets?: SecretsManagerClient } = {}) {
     this.logger = options.logger ?? new JsonLogger(parseLogLevel(env.LOG_LEVEL));
     this.table = required(env, 'TABLE_NAME');
+    this.metrics = new EmfMetrics(required(env, 'METRICS_NAMESPACE'));
     this.settings = parseSettings(env.PROXY_SETTINGS);
     const client =
       options.secrets ??
@@ -164,6 +169,7 @@ export class ProxyRuntime {
             store: await this.store,
             upstream: this.upstream,
             logger: this.logger,
+            metrics: this.metrics,
           }),
         };
       } catch (err) {

@@ -43,6 +43,8 @@ export interface ProxyFunctionOptions {
   readonly logLevel?: string;
   /** Proxy settings (`upstream`, `policy`, `state` sections of the config), passed as JSON. */
   readonly settings?: Record<string, unknown>;
+  /** CloudWatch namespace of the request metrics. @default 'GeminiProxy' */
+  readonly metricsNamespace?: string;
 }
 
 export interface ProxyFunctionProps extends ProxyFunctionOptions {
@@ -111,6 +113,7 @@ export class ProxyFunction extends Construct {
         SECRET_CACHE_MS: String((props.secretCacheAge ?? Duration.seconds(60)).toMilliseconds()),
         LOG_LEVEL: props.logLevel ?? 'info',
         PROXY_SETTINGS: JSON.stringify(settings),
+        METRICS_NAMESPACE: props.metricsNamespace ?? 'GeminiProxy',
         NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: {

@@ -60,6 +60,7 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
       TOKENS_SECRET_ID: TOKENS_SECRET,
       SECRET_CACHE_MS: String(CACHE_MS),
       LOG_LEVEL: 'warn',
+      METRICS_NAMESPACE: 'BundleTest',
       PROXY_SETTINGS: JSON.stringify({
         state: { endpoint: engine.endpoint, cache_ms: 0 },
         policy: { transient_retry_delay_ms: 5 },

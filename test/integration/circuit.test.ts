@@ -43,6 +43,14 @@ describe('Integration: circuit breaker per upstream target', () => {
       await fetch(`${h.url}/health/detailed`, { headers: { authorization: `Bearer ${TOKEN}` } })
     ).json()) as { circuits: Array<{ state: string; consecutiveFailures: number }> };
     expect(health.circuits).toEqual([expect.objectContaining({ state: 'open', consecutiveFailures: 3 })]);
+    // Metrics: the failing request counted its transient errors; the refusal is a circuit-open one.
+    const [first, second] = h.metrics;
+    expect(first).toMatchObject({
+      status: 503,
+      attempts: 3,
+      upstreamErrors: { transient: 3, quota: 0, deadKey: 0 },
+    });
+    expect(second).toMatchObject({ status: 503, attempts: 0, refusal: 'circuit_open' });
   });
 
   it('lets a probe through after the open time and closes when it succeeds', async () => {

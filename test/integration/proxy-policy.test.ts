@@ -147,6 +147,12 @@ describe('Integration: rotation and Gemini outcome policy', () => {
       // Assess
       expect(res.status).toBe(200);
       expect(keyIndexes(t)).toEqual([0, 0, 0, 1]);
+      expect(t.metrics.at(-1)).toMatchObject({
+        attempts: 4,
+        retries: 2,
+        keyCooldowns: 1,
+        upstreamErrors: { transient: 3 },
+      });
       const k0 = (await health(t)).find((k) => k.id === keyId(KEYS[0]!))!;
       expect(k0.status).toBe('active');
       expect(k0.cooling[model]?.cause).toBe('transient');
@@ -257,6 +263,10 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     expect(h.fake.calls.length).toBe(4);
     expect(first.headers.get('x-upstream-attempts')).toBe('4');
     expect(second.headers.get('x-upstream-attempts')).toBe('0');
+    expect(h.metrics.slice(-2)).toEqual([
+      expect.objectContaining({ status: 429, attempts: 4, keyCooldowns: 4, refusal: 'keys_exhausted' }),
+      expect.objectContaining({ status: 429, attempts: 0, keyCooldowns: 0, refusal: 'keys_exhausted' }),
+    ]);
     const retryAfter = Number(second.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThanOrEqual(19);
     expect(retryAfter).toBeLessThanOrEqual(20);

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
 import { type ProxyConfig, parseConfig } from '../../lambda/core/config.js';
+import type { RequestMetrics } from '../../lambda/core/metrics.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { type FakeGemini, startFakeGemini } from './fake-gemini.js';
 
@@ -25,6 +26,8 @@ export interface Harness {
   readonly logs: string[];
   /** Every byte the proxy sent to clients (status lines, headers, bodies), as text. */
   readonly wire: string[];
+  /** Every request's metrics, as the proxy recorded them. */
+  readonly metrics: RequestMetrics[];
   /** Mutable clock the proxy reads (ms since epoch). */
   clock: { now: number | undefined };
   close(): Promise<void>;
@@ -61,10 +64,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs: string[] = [];
   const wire: string[] = [];
   const clock: { now: number | undefined } = { now: undefined };
+  const metrics: RequestMetrics[] = [];
   const server = await startLocalServer({
     config,
     logger: new JsonLogger('debug', (line) => logs.push(line)),
     now: () => clock.now ?? Date.now(),
+    metrics: { record: (m) => metrics.push(m) },
   });
   server.server.on('connection', (socket: Socket) => {
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
@@ -82,6 +87,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     config,
     logs,
     wire,
+    metrics,
     clock,
     async close() {
       await server.close(100);

@@ -1,0 +1,24 @@
+/** What one request did, as numbers: the entry decides where they go (CloudWatch EMF on Lambda). */
+export interface RequestMetrics {
+  /** Low-cardinality only: the group, never a model name or a key. */
+  readonly group: string;
+  readonly status: number;
+  readonly latencyMs: number;
+  /** Time until Gemini's response headers, for answers that came from Gemini. */
+  readonly timeToFirstByteMs: number | undefined;
+  readonly attempts: number;
+  readonly retries: number;
+  /** Upstream failures by class: transient (5xx, network, timeouts), quota (429), dead_key. */
+  readonly upstreamErrors: { readonly transient: number; readonly quota: number; readonly deadKey: number };
+  readonly keyCooldowns: number;
+  /** The proxy's own refusal, if it answered without passing on a Gemini answer. */
+  readonly refusal: 'keys_exhausted' | 'circuit_open' | 'client_rate_limited' | undefined;
+}
+
+/** Receives each request's metrics when the request ends (for a stream: when the stream ends). */
+export interface MetricsSink {
+  record(metrics: RequestMetrics): void;
+}
+
+/** For local runs: metrics go nowhere (the request log line carries the same facts). */
+export const noMetrics: MetricsSink = { record() {} };
