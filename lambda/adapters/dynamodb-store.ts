@@ -104,6 +104,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         return this.markInvalid(update.group, update.keyId, update.reason);
       case 'operator':
         return this.setDisabled(update.group, update.keyId, update.status === 'disabled');
+      case 'revive':
+        return this.revive(update.group, update.keyId, update.reasons);
     }
   }
 
@@ -277,6 +279,42 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     if (entry !== undefined) {
       entry.health = stored.health;
       entry.reason = stored.reason;
+      entry.changedAt = this.now();
+    }
+  }
+
+  /** Back to active, only from `invalid` for one of the given reasons (conditional: races can't undo more). */
+  private async revive(group: string, keyId: string, reasons: readonly string[]): Promise<void> {
+    if (reasons.length === 0) return;
+    const Key = { pk: `grp#${group}`, sk: `key#${keyId}` };
+    const values: Record<string, unknown> = {
+      ':invalid': 'invalid',
+      ':active': 'active',
+      ':now': this.now(),
+      ':one': 1,
+    };
+    reasons.forEach((r, i) => {
+      values[`:r${i}`] = r;
+    });
+    let health: 'active' | 'invalid' = 'active';
+    let reason: string | undefined;
+    try {
+      await this.table.update({
+        Key,
+        UpdateExpression: 'SET #s = :active, #at = :now REMOVE #r ADD #v :one',
+        ConditionExpression: `#s = :invalid AND #r IN (${reasons.map((_, i) => `:r${i}`).join(', ')})`,
+        ExpressionAttributeNames: { '#s': 'status', '#r': 'reason', '#at': 'statusAt', '#v': 'version' },
+        ExpressionAttributeValues: values,
+      });
+    } catch (err) {
+      const item = await this.table.itemOnConflict(err, Key);
+      health = str(item?.status) === 'invalid' ? 'invalid' : 'active';
+      reason = str(item?.reason);
+    }
+    const entry = this.cache.entry(group, keyId);
+    if (entry !== undefined) {
+      entry.health = health;
+      entry.reason = reason;
       entry.changedAt = this.now();
     }
   }

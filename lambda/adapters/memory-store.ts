@@ -112,6 +112,12 @@ export class MemoryKeyStateStore implements KeyStateStore {
       case 'operator':
         key.disabled = update.status === 'disabled';
         return;
+      case 'revive':
+        if (key.health === 'invalid' && update.reasons.includes(key.reason ?? '')) {
+          key.health = 'active';
+          key.reason = undefined;
+        }
+        return;
     }
   }
 

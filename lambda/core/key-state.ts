@@ -81,7 +81,12 @@ export type KeyStateUpdate =
   /** Take a key out of rotation; a disabled key stays disabled. */
   | (UpdateBase & { readonly kind: 'invalid'; readonly reason: string })
   /** Operator switch: `disabled` wins over everything; `active` lifts only a disable. */
-  | (UpdateBase & { readonly kind: 'operator'; readonly status: 'disabled' | 'active' });
+  | (UpdateBase & { readonly kind: 'operator'; readonly status: 'disabled' | 'active' })
+  /**
+   * A health check found the key valid again: active, but only if it is invalid for one of `reasons`
+   * (a racing invalid for another reason wins; the operator's disable is untouched either way).
+   */
+  | (UpdateBase & { readonly kind: 'revive'; readonly reasons: readonly string[] });
 
 /**
  * Where key state, the rotation position and quota windows live. Async so that a shared store

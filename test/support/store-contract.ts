@@ -143,6 +143,22 @@ export function keyStateStoreContract(
       });
     });
 
+    it('revives an invalid key only for a healable reason, and never lifts a disable', async () => {
+      const { store, group } = await setup();
+      const healable = ['SERVICE_DISABLED', 'CONSUMER_SUSPENDED'];
+      await store.record({ kind: 'invalid', group, keyId: 'k0', reason: 'SERVICE_DISABLED' });
+      await store.record({ kind: 'invalid', group, keyId: 'k1', reason: 'LEAKED' });
+      await store.record({ kind: 'invalid', group, keyId: 'k2', reason: 'CONSUMER_SUSPENDED' });
+      await store.record({ kind: 'operator', group, keyId: 'k2', status: 'disabled' });
+      for (const keyId of ['k0', 'k1', 'k2', 'k3'])
+        await store.record({ kind: 'revive', group, keyId, reasons: healable });
+      const views = await store.describe(group, ['k0', 'k1', 'k2', 'k3']);
+      expect(views.map((v) => v.status)).toEqual(['active', 'invalid', 'disabled', 'active']);
+      expect(views[1]?.reason).toBe('LEAKED');
+      await store.record({ kind: 'operator', group, keyId: 'k2', status: 'active' });
+      expect((await store.describe(group, ['k2']))[0]?.status).toBe('active');
+    });
+
     it('reports no retry time when every key is invalid', async () => {
       const { store, group, acquire } = await setup();
       for (const keyId of keyIds) await store.record({ kind: 'invalid', group, keyId, reason: 'LEAKED' });
