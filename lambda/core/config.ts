@@ -267,6 +267,16 @@ export function checkSettings(raw: unknown): ProxySettings {
   return raw as ProxySettings;
 }
 
+/** Validates a `groups` list on its own (the keys secret, read by the health check), naming bad fields. */
+export function parseGroups(raw: unknown): GroupConfig[] {
+  const result = z.array(groupSchema, 'expected a list of groups').safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map(
+    (i) => `groups${formatPath(i.path).replace(/^\(root\)$/, '')}: ${i.message}`,
+  );
+  throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+}
+
 /** Validates just the `state` section (for entries that take the rest of the config from elsewhere). */
 export function parseStateConfig(raw: unknown): StateConfig {
   const result = stateSchema.safeParse(raw);

@@ -10,7 +10,7 @@ import {
   LoggingFormat,
   Runtime,
 } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -57,6 +57,19 @@ const ENTRY = fileURLToPath(new URL('../../lambda/proxy/handler.ts', import.meta
 const LAMBDA_CREDENTIALS = fileURLToPath(
   new URL('../../lambda/proxy/lambda-credentials.ts', import.meta.url),
 );
+
+/** How both functions are bundled: ESM for Node 24, minified, source maps, the AWS SDK inside. */
+export const LAMBDA_BUNDLING: BundlingOptions = {
+  format: OutputFormat.ESM,
+  target: 'node24',
+  minify: true,
+  sourceMap: true,
+  // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
+  externalModules: [],
+  mainFields: ['module', 'main'],
+  // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
+  esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': LAMBDA_CREDENTIALS },
+};
 
 /**
  * The proxy Lambda (Node.js 24, arm64, ESM, minified, SDK bundled) behind a function URL that streams
@@ -116,17 +129,7 @@ export class ProxyFunction extends Construct {
         METRICS_NAMESPACE: props.metricsNamespace ?? 'GeminiProxy',
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
-        externalModules: [],
-        mainFields: ['module', 'main'],
-        // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
-        esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': LAMBDA_CREDENTIALS },
-      },
+      bundling: LAMBDA_BUNDLING,
     });
     this.fn.addToRolePolicy(
       new PolicyStatement({ actions: [...STATE_TABLE_ACTIONS], resources: [props.table.tableArn] }),

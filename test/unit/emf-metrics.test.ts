@@ -46,8 +46,9 @@ describe('Class: EmfMetrics', () => {
     const [line] = emf;
     const directive = line!._aws.CloudWatchMetrics[0]!;
     expect(directive.Namespace).toBe('TestNamespace');
-    expect(directive.Dimensions).toEqual([['service', 'group']]);
-    expect(line).toMatchObject({ service: 'proxy', group: 'primary' });
+    expect(directive.Dimensions).toEqual([['service']]);
+    expect(line).toMatchObject({ service: 'proxy' });
+    expect(line).not.toHaveProperty('group');
     const units = Object.fromEntries(directive.Metrics.map((m) => [m.Name, m.Unit]));
     expect(units).toMatchObject({
       Requests: 'Count',
