@@ -32,6 +32,11 @@ new GeminiProxyStack(app, context('stackName') ?? 'GeminiProxy', {
     number('secretCacheSeconds') === undefined ? undefined : Duration.seconds(number('secretCacheSeconds')!),
   logLevel: context('logLevel'),
   metricsNamespace: context('metricsNamespace'),
+  alertEmail: context('alertEmail'),
+  healthCheckInterval:
+    number('healthCheckMinutes') === undefined ? undefined : Duration.minutes(number('healthCheckMinutes')!),
+  alarmThresholds:
+    context('alarmThresholds') === undefined ? undefined : JSON.parse(context('alarmThresholds')!),
   settings: settings === undefined ? undefined : (JSON.parse(settings) as Record<string, unknown>),
   dataRemovalPolicy: context('destroyData') === 'true' ? RemovalPolicy.DESTROY : undefined,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },

@@ -1,19 +1,28 @@
-import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, type Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import { HealthCheck } from './constructs/health-check.js';
 import { KeyStateTable } from './constructs/key-state-table.js';
+import { type AlarmThresholds, Monitoring } from './constructs/monitoring.js';
 import { ProxyFunction, type ProxyFunctionOptions } from './constructs/proxy-function.js';
 import { ProxySecrets } from './constructs/proxy-secrets.js';
 
 export interface GeminiProxyStackProps extends StackProps, ProxyFunctionOptions {
   /** For the table and secrets. @default RemovalPolicy.RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
+  /** Where alarms are emailed (the address must confirm the SNS subscription). */
+  readonly alertEmail?: string;
+  /** How often every key is checked. @default Duration.minutes(5) */
+  readonly healthCheckInterval?: Duration;
+  readonly alarmThresholds?: AlarmThresholds;
 }
 
-/** The whole gateway: key-state table, secrets, the streaming proxy function and its URL. */
+/** The whole gateway: key-state table, secrets, the streaming proxy function and its URL, the scheduled key check, dashboard and alarms. */
 export class GeminiProxyStack extends Stack {
   public readonly state: KeyStateTable;
   public readonly secrets: ProxySecrets;
   public readonly proxy: ProxyFunction;
+  public readonly healthCheck: HealthCheck;
+  public readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: GeminiProxyStackProps = {}) {
     super(scope, id, props);
@@ -33,6 +42,25 @@ export class GeminiProxyStack extends Stack {
       tokensSecret: this.secrets.tokens,
     });
 
+    const namespace = props.metricsNamespace ?? 'GeminiProxy';
+    this.healthCheck = new HealthCheck(this, 'HealthCheck', {
+      table: this.state.table,
+      keysSecret: this.secrets.keys,
+      interval: props.healthCheckInterval,
+      metricsNamespace: namespace,
+      settingsJson: this.proxy.settingsJson,
+      logRetention: props.logRetention,
+      logLevel: props.logLevel,
+    });
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      namespace,
+      proxyFunction: this.proxy.fn,
+      healthCheckFunction: this.healthCheck.fn,
+      healthCheckInterval: this.healthCheck.interval,
+      alertEmail: props.alertEmail,
+      thresholds: props.alarmThresholds,
+    });
+
     new CfnOutput(this, 'FunctionUrl', { value: this.proxy.url.url, description: 'The proxy function URL' });
     new CfnOutput(this, 'OpenAiBaseUrl', {
       value: `${this.proxy.url.url}v1`,
@@ -41,5 +69,6 @@ export class GeminiProxyStack extends Stack {
     new CfnOutput(this, 'TableName', { value: this.state.table.tableName });
     new CfnOutput(this, 'KeysSecretName', { value: this.secrets.keys.secretName });
     new CfnOutput(this, 'TokensSecretName', { value: this.secrets.tokens.secretName });
+    new CfnOutput(this, 'AlertTopicArn', { value: this.monitoring.topic.topicArn });
   }
 }

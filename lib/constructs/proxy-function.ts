@@ -80,6 +80,8 @@ export class ProxyFunction extends Construct {
   public readonly fn: NodejsFunction;
   public readonly url: FunctionUrl;
   public readonly logGroup: LogGroup;
+  /** The settings the function runs with, as JSON (the health check gets the same). */
+  public readonly settingsJson: string;
 
   constructor(scope: Construct, id: string, props: ProxyFunctionProps) {
     super(scope, id);
@@ -100,6 +102,7 @@ export class ProxyFunction extends Construct {
       // Streams may run as long as the function does (the handler stops them just before its end).
       upstream: { request_timeout_ms: timeout.toMilliseconds(), ...upstream },
     };
+    this.settingsJson = JSON.stringify(settings);
 
     this.logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
@@ -125,7 +128,7 @@ export class ProxyFunction extends Construct {
         TOKENS_SECRET_ID: props.tokensSecret.secretArn,
         SECRET_CACHE_MS: String((props.secretCacheAge ?? Duration.seconds(60)).toMilliseconds()),
         LOG_LEVEL: props.logLevel ?? 'info',
-        PROXY_SETTINGS: JSON.stringify(settings),
+        PROXY_SETTINGS: this.settingsJson,
         METRICS_NAMESPACE: props.metricsNamespace ?? 'GeminiProxy',
         NODE_OPTIONS: '--enable-source-maps',
       },

@@ -6,6 +6,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { HEALTH_CHECK_ENV } from '../../lambda/health-check/handler.js';
 import { PROXY_FUNCTION_ENV } from '../../lambda/proxy/runtime.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 
@@ -85,7 +86,10 @@ describe('Stack: GeminiProxyStack', () => {
   });
 
   it('grants exactly the DynamoDB and Secrets Manager actions the proxy uses, on its own resources', () => {
-    const policies = template.findResources('AWS::IAM::Policy');
+    const policies = Object.fromEntries(
+      Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) => id.startsWith('ProxyRole')),
+    );
+    expect(Object.keys(policies)).toHaveLength(1);
     const statements = Object.values(policies).flatMap(
       (p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>,
     );
@@ -99,6 +103,7 @@ describe('Stack: GeminiProxyStack', () => {
     expect(actions.filter((a) => a.startsWith('secretsmanager:'))).toEqual(['secretsmanager:GetSecretValue']);
     expect(JSON.stringify(statements)).not.toContain('"*"');
     template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: Match.stringLikeRegexp('^ProxyRole') }],
       PolicyDocument: {
         Statement: Match.arrayWith([
           Match.objectLike({ Resource: { 'Fn::GetAtt': [Match.stringLikeRegexp('KeyStateTable'), 'Arn'] } }),
@@ -183,7 +188,7 @@ describe('Stack: cdk-nag AwsSolutions', () => {
     // Prepare
     const outdir = mkdtempSync(join(tmpdir(), 'gp-nag-'));
     const app = new App({ outdir });
-    const stack = new GeminiProxyStack(app, 'Nag');
+    const stack = new GeminiProxyStack(app, 'Nag', { alertEmail: 'ops@example.com' });
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { writeSuppressionsToCloudFormation: true }));
 
     // Act: a finding without acknowledgement fails synthesis
@@ -199,8 +204,135 @@ describe('Stack: cdk-nag AwsSolutions', () => {
     const acknowledged = Object.values(template.Resources).flatMap(
       (r) => r.Metadata?.cdk_nag?.rules_to_suppress ?? [],
     );
-    expect(acknowledged.map((a) => a.id)).toEqual(['AwsSolutions-SMG4', 'AwsSolutions-SMG4']);
-    for (const a of acknowledged) expect(a.reason).toContain('no rotation function can mint new ones');
+    expect(new Set(acknowledged.map((a) => a.id))).toEqual(
+      new Set(['AwsSolutions-SMG4', 'AwsSolutions-SNS2']),
+    );
+    for (const a of acknowledged) {
+      expect(a.reason).toMatch(
+        a.id === 'AwsSolutions-SMG4'
+          ? /no rotation function can mint new ones/
+          : /carry alarm names and numbers only/,
+      );
+    }
     expect(readdirSync(outdir)).toContain('validation-report.json');
+  });
+});
+
+describe('Stack: health check, alarms and dashboard', () => {
+  let template: Template;
+
+  beforeAll(() => {
+    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'gp-mon-')) });
+    const stack = new GeminiProxyStack(app, 'Mon', {
+      alertEmail: 'ops@example.com',
+      healthCheckInterval: Duration.minutes(10),
+      alarmThresholds: { unhealthyKeys: 5, errorRatePercent: 20 },
+      metricsNamespace: 'MyProxy',
+    });
+    template = Template.fromStack(stack);
+  });
+
+  const functionId = (prefix: string) =>
+    Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith(prefix))!;
+
+  it('runs the health check on an EventBridge schedule', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(10 minutes)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId('HealthCheckFunction'), 'Arn'] } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [functionId('HealthCheckFunction'), 'Arn'] },
+    });
+  });
+
+  it('gives the health check exactly the environment it reads and least privilege', () => {
+    const fn = template.findResources('AWS::Lambda::Function')[functionId('HealthCheckFunction')]!;
+    expect(Object.keys(fn.Properties.Environment.Variables).sort()).toEqual(
+      [...HEALTH_CHECK_ENV, 'NODE_OPTIONS'].sort(),
+    );
+    expect(fn.Properties.Environment.Variables.METRICS_NAMESPACE).toBe('MyProxy');
+    const source = readFileSync(join(__dirname, '..', '..', 'lambda', 'health-check', 'handler.ts'), 'utf8');
+    const read = new Set(
+      [...source.matchAll(/\benv\??\.([A-Z][A-Z0-9_]+)|required\(env, '([A-Z][A-Z0-9_]+)'\)/g)].map(
+        (m) => (m[1] ?? m[2])!,
+      ),
+    );
+    expect([...read].sort()).toEqual([...HEALTH_CHECK_ENV].sort());
+    const [policy] = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([id]) =>
+      id.startsWith('HealthCheckRole'),
+    );
+    const statements = policy![1].Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>;
+    expect(statements.flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action])).sort()).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'secretsmanager:GetSecretValue',
+    ]);
+  });
+
+  it('emails the operator through an SNS topic', () => {
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it.each([
+    ['UnhealthyKeys', 'UnhealthyKeys', 6, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['UnhealthyKeyShare', 'UnhealthyKeyPercent', 50, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['SlowFirstByte', 'TimeToFirstByte', 5000, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['CircuitOpen', 'CircuitOpenRefusals', 1, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['KeysExhausted', 'KeysExhaustedRefusals', 10, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['HealthCheckNotReporting', 'HealthCheckRuns', 1, 'LessThanThreshold', 'breaching'],
+  ])(
+    'alarm %s watches %s at %d, and notifies on alarm and recovery',
+    (id, metricName, threshold, op, missing) => {
+      const alarms = template.findResources('AWS::CloudWatch::Alarm');
+      const [, alarm] = Object.entries(alarms).find(([key]) => key.startsWith(`Monitoring${id}`))!;
+      expect(alarm.Properties).toMatchObject({
+        MetricName: metricName,
+        Namespace: 'MyProxy',
+        Threshold: threshold,
+        ComparisonOperator: op,
+        TreatMissingData: missing,
+      });
+      expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^MonitoringAlerts/) }]);
+      expect(alarm.Properties.OKActions).toEqual(alarm.Properties.AlarmActions);
+    },
+  );
+
+  it('alarms on the error rate with metric math, and on Lambda errors and throttles', () => {
+    const alarms = template.findResources('AWS::CloudWatch::Alarm');
+    const [, rate] = Object.entries(alarms).find(([key]) => key.startsWith('MonitoringErrorRate'))!;
+    expect(rate.Properties.Threshold).toBe(20);
+    expect(JSON.stringify(rate.Properties.Metrics)).toContain('100 * errors / MAX([requests, 1])');
+    for (const [id, name] of [
+      ['MonitoringProxyErrors', 'Errors'],
+      ['MonitoringProxyThrottles', 'Throttles'],
+      ['MonitoringHealthCheckErrors', 'Errors'],
+    ]) {
+      const [, a] = Object.entries(alarms).find(([key]) => key.startsWith(id!))!;
+      expect(a.Properties).toMatchObject({ MetricName: name, Namespace: 'AWS/Lambda', Threshold: 1 });
+    }
+  });
+
+  it('has a dashboard with the proxy, key and Lambda widgets', () => {
+    const [dash] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dash!.Properties.DashboardBody);
+    for (const name of [
+      'Requests',
+      'TimeToFirstByte',
+      'KeysExhaustedRefusals',
+      'HealthyKeys',
+      'ConcurrentExecutions',
+      'Throttles',
+    ]) {
+      expect(body).toContain(name);
+    }
   });
 });

@@ -1,0 +1,222 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import {
+  Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  Metric,
+  SingleValueWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+/** Alarm thresholds; every one has a default. */
+export interface AlarmThresholds {
+  /** Invalid or disabled keys, over all groups. @default 3 */
+  readonly unhealthyKeys?: number;
+  /** Percent of keys invalid or disabled. @default 50 */
+  readonly unhealthyKeyPercent?: number;
+  /** Percent of requests answered 5xx over 5 minutes. @default 10 */
+  readonly errorRatePercent?: number;
+  /** p90 time to Gemini's first byte, ms. @default 5000 */
+  readonly ttfbP90Ms?: number;
+  /** Requests refused because every key was cooling or out of budget, per 5 minutes. @default 10 */
+  readonly keysExhaustedRefusals?: number;
+}
+
+export interface MonitoringProps {
+  readonly namespace: string;
+  readonly proxyFunction: IFunction;
+  readonly healthCheckFunction: IFunction;
+  readonly healthCheckInterval: Duration;
+  /** Where alarms (and their recovery) are emailed; no subscription when absent. */
+  readonly alertEmail?: string;
+  readonly thresholds?: AlarmThresholds;
+}
+
+const FIVE_MINUTES = Duration.minutes(5);
+
+/** Dashboard, alarms and the SNS topic that emails the operator when one fires and when it recovers. */
+export class Monitoring extends Construct {
+  public readonly topic: Topic;
+  public readonly dashboard: Dashboard;
+  public readonly alarms: Record<string, Alarm> = {};
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const t = props.thresholds ?? {};
+    this.topic = new Topic(this, 'Alerts', { displayName: 'Gemini proxy alerts', enforceSSL: true });
+    Validations.of(this.topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'Alarm notifications carry alarm names and numbers only, no keys or tokens; CloudWatch cannot publish to a topic under the AWS-managed SNS key, and a customer-managed key would add a monthly cost for nothing secret.',
+    });
+    if (props.alertEmail !== undefined) this.topic.addSubscription(new EmailSubscription(props.alertEmail));
+
+    const proxy = (name: string, statistic = 'Sum', period = FIVE_MINUTES) =>
+      new Metric({
+        namespace: props.namespace,
+        metricName: name,
+        dimensionsMap: { service: 'proxy' },
+        statistic,
+        period,
+      });
+    const health = (name: string) =>
+      new Metric({
+        namespace: props.namespace,
+        metricName: name,
+        dimensionsMap: { service: 'health-check' },
+        statistic: 'Maximum',
+        period: props.healthCheckInterval,
+      });
+    const errorRate = new MathExpression({
+      expression: '100 * errors / MAX([requests, 1])',
+      usingMetrics: { errors: proxy('ServerErrors'), requests: proxy('Requests') },
+      period: FIVE_MINUTES,
+      label: 'Error rate (%)',
+    });
+
+    const alarm = (
+      name: string,
+      metric: IMetric,
+      threshold: number,
+      description: string,
+      options: { missing?: TreatMissingData; below?: boolean } = {},
+    ) => {
+      const a = new Alarm(this, name, {
+        alarmDescription: description,
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: options.below
+          ? ComparisonOperator.LESS_THAN_THRESHOLD
+          : ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: options.missing ?? TreatMissingData.NOT_BREACHING,
+      });
+      a.addAlarmAction(new SnsAction(this.topic));
+      a.addOkAction(new SnsAction(this.topic));
+      this.alarms[name] = a;
+      return a;
+    };
+
+    // "More than N" thresholds become ">= N + 1" on whole counts.
+    alarm(
+      'UnhealthyKeys',
+      health('UnhealthyKeys'),
+      (t.unhealthyKeys ?? 3) + 1,
+      'More keys are invalid or disabled than the threshold: replace or re-enable them.',
+    );
+    alarm(
+      'UnhealthyKeyShare',
+      health('UnhealthyKeyPercent'),
+      t.unhealthyKeyPercent ?? 50,
+      'Half or more of the keys are invalid or disabled.',
+    );
+    alarm('ErrorRate', errorRate, t.errorRatePercent ?? 10, 'Too many requests answered 5xx over 5 minutes.');
+    alarm(
+      'SlowFirstByte',
+      proxy('TimeToFirstByte', 'p90'),
+      t.ttfbP90Ms ?? 5000,
+      "p90 time to Gemini's first byte is too high.",
+    );
+    alarm(
+      'CircuitOpen',
+      proxy('CircuitOpenRefusals'),
+      1,
+      'A circuit to Gemini opened: it kept failing and requests are being refused.',
+    );
+    alarm(
+      'KeysExhausted',
+      proxy('KeysExhaustedRefusals'),
+      t.keysExhaustedRefusals ?? 10,
+      'Requests refused because every key was cooling or out of budget: add keys or raise limits.',
+    );
+    alarm(
+      'HealthCheckNotReporting',
+      new Metric({
+        namespace: props.namespace,
+        metricName: 'HealthCheckRuns',
+        dimensionsMap: { service: 'health-check' },
+        statistic: 'Sum',
+        period: Duration.minutes(props.healthCheckInterval.toMinutes() * 3),
+      }),
+      1,
+      'The key health check has not reported for three intervals (missing data counts as not reporting).',
+      { missing: TreatMissingData.BREACHING, below: true },
+    );
+    alarm(
+      'HealthCheckErrors',
+      props.healthCheckFunction.metricErrors({ period: FIVE_MINUTES }),
+      1,
+      'The health-check function failed.',
+    );
+    alarm(
+      'ProxyErrors',
+      props.proxyFunction.metricErrors({ period: FIVE_MINUTES }),
+      1,
+      'The proxy function raised errors.',
+    );
+    alarm(
+      'ProxyThrottles',
+      props.proxyFunction.metricThrottles({ period: FIVE_MINUTES }),
+      1,
+      'The proxy function was throttled (reserved concurrency reached?).',
+    );
+
+    const keys = ['TotalKeys', 'HealthyKeys', 'CoolingKeys', 'InvalidKeys', 'DisabledKeys'].map((n) =>
+      health(n),
+    );
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: undefined });
+    this.dashboard.addWidgets(
+      new SingleValueWidget({ title: 'Keys (all groups)', metrics: keys, width: 24 }),
+      new GraphWidget({
+        title: 'Requests and errors',
+        left: [proxy('Requests'), proxy('ServerErrors'), proxy('ClientErrors')],
+        right: [errorRate],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Latency and time to first byte (p50, p90)',
+        left: [
+          proxy('Latency', 'p50'),
+          proxy('Latency', 'p90'),
+          proxy('TimeToFirstByte', 'p50'),
+          proxy('TimeToFirstByte', 'p90'),
+        ],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Upstream errors by class, retries, cooldowns',
+        left: [
+          proxy('UpstreamTransientErrors'),
+          proxy('UpstreamQuotaErrors'),
+          proxy('UpstreamDeadKeyErrors'),
+          proxy('Retries'),
+          proxy('KeyCooldowns'),
+        ],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Refusals without calling Gemini',
+        left: [proxy('KeysExhaustedRefusals'), proxy('CircuitOpenRefusals'), proxy('ClientRateLimited')],
+        width: 12,
+      }),
+      new GraphWidget({ title: 'Keys over time', left: keys, width: 12 }),
+      new GraphWidget({
+        title: 'Proxy Lambda: errors, throttles, duration, concurrency',
+        left: [props.proxyFunction.metricErrors(), props.proxyFunction.metricThrottles()],
+        right: [
+          props.proxyFunction.metricDuration({ statistic: 'p90' }),
+          props.proxyFunction.metric('ConcurrentExecutions', { statistic: 'Maximum' }),
+        ],
+        width: 12,
+      }),
+    );
+  }
+}
