@@ -21,6 +21,7 @@ import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
 import { cancelled, circuitOpen, clientLimited, keysExhausted, networkFailure } from './refusals.js';
 import type { Scrubber } from './secrets.js';
+import { UsageTail } from './usage.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
 export interface KeyGroup {
@@ -68,6 +69,7 @@ interface Attempts {
   keyCooldowns: number;
   timeToFirstByteMs?: number | undefined;
   refusal?: RequestMetrics['refusal'];
+  tokens?: { input: number; output: number } | undefined;
   /** What is left of this request's allowance for waiting on shared state. */
   stateWaitMs: number;
   readonly deadline: RequestDeadline;
@@ -418,11 +420,16 @@ export class Forwarder {
     const sse = /^text\/event-stream/i.test(headerValue(response.headers, 'content-type') ?? '');
     const clientSignal = job.request.signal;
     const done = (streamError?: string) => this.logDone(job, state, response.status, streamError);
+    const tokens = new UsageTail();
     async function* pass(body: BodyStream): AsyncGenerator<Uint8Array> {
       let outcome: string | undefined = 'client_gone';
       try {
-        for await (const chunk of body) yield chunk;
+        for await (const chunk of body) {
+          tokens.see(chunk);
+          yield chunk;
+        }
         outcome = undefined;
+        state.tokens = tokens.usage();
       } catch (err) {
         if (clientSignal.aborted) throw err;
         outcome = signal.aborted ? 'deadline' : 'upstream_failed';
@@ -463,6 +470,8 @@ export class Forwarder {
       keyId: state.keyId,
       model: job.model,
       streamError,
+      inputTokens: state.tokens?.input,
+      outputTokens: state.tokens?.output,
     });
     this.deps.metrics.record({
       group: state.group ?? '',
@@ -474,6 +483,9 @@ export class Forwarder {
       upstreamErrors: state.upstreamErrors,
       keyCooldowns: state.keyCooldowns,
       refusal: state.refusal,
+      inputTokens: state.tokens?.input,
+      outputTokens: state.tokens?.output,
+      openCircuits: this.breakers.views(this.deps.now()).filter((c) => c.state === 'open').length,
     });
   }
 

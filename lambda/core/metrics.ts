@@ -13,6 +13,11 @@ export interface RequestMetrics {
   readonly keyCooldowns: number;
   /** The proxy's own refusal, if it answered without passing on a Gemini answer. */
   readonly refusal: 'keys_exhausted' | 'circuit_open' | 'client_rate_limited' | undefined;
+  /** Tokens from Gemini's `usage`, when the answer reported them. */
+  readonly inputTokens?: number | undefined;
+  readonly outputTokens?: number | undefined;
+  /** Upstream circuits open on this instance when the request ended. */
+  readonly openCircuits?: number | undefined;
 }
 
 /** Receives each request's metrics when the request ends (for a stream: when the stream ends). */

@@ -203,6 +203,12 @@ export class Monitoring extends Construct {
         width: 12,
       }),
       new GraphWidget({
+        title: 'Tokens (from Gemini usage) and open circuits',
+        left: [proxy('InputTokens'), proxy('OutputTokens')],
+        right: [proxy('OpenCircuits', 'Maximum')],
+        width: 12,
+      }),
+      new GraphWidget({
         title: 'Refusals without calling Gemini',
         left: [proxy('KeysExhaustedRefusals'), proxy('CircuitOpenRefusals'), proxy('ClientRateLimited')],
         width: 12,

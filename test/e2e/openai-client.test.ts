@@ -52,6 +52,11 @@ describe('E2E: the openai npm client against the local proxy', () => {
 
     // Assess: 5 chunks 150 ms apart; buffering would deliver them all at the end.
     expect(arrivals.length).toBeGreaterThanOrEqual(5);
+    // The fake's last chunk carries usage: the request's metrics report it.
+    expect(h.metrics.at(-1)).toMatchObject({
+      inputTokens: expect.any(Number),
+      outputTokens: expect.any(Number),
+    });
     expect(text.length).toBeGreaterThan(0);
     const first = arrivals[0]!;
     const last = arrivals[arrivals.length - 1]!;
