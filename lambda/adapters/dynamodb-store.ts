@@ -146,7 +146,14 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     const shard = Math.floor(Math.random() * this.options.rotationShards);
     const [cache, pos] = await Promise.all([this.cache.fresh(group), this.advance(group, shard)]);
     // Each shard walks every key in turn (offset by its number), so the sum over shards stays even.
-    const picked = pickKey(this.cache.views(cache, keys), pos + shard, model, now, request.exclude);
+    const picked = pickKey(
+      this.cache.views(cache, keys),
+      pos + shard,
+      model,
+      now,
+      request.exclude,
+      request.healthy,
+    );
     if ('retryAt' in picked) return unavailable(picked.retryAt, undefined);
     return { kind: 'key', keyId: picked.keyId };
   }
@@ -170,7 +177,14 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
         }
       }
-      const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip);
+      const picked = pickKey(
+        this.cache.views(cache, keys),
+        cursor + tries,
+        model,
+        now,
+        skip,
+        request.healthy,
+      );
       if ('retryAt' in picked) {
         if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
         // The stale copy may be wrong about that too: decide on the fresh one.

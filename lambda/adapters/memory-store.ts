@@ -80,7 +80,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
       }
       skip = blocked;
     }
-    const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip);
+    const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip, request.healthy);
     if ('retryAt' in picked) {
       const next = soonest({ at: picked.retryAt, cause: 'cooling' }, { at: quotaRetryAt, cause: 'quota' });
       return { kind: 'unavailable', retryAt: next.at, cause: next.cause };

@@ -108,6 +108,11 @@ const policySchema = z.strictObject({
   circuit_open_ms: withDefault(positive(), 30_000),
   /** Requests let through to test a half-open circuit. */
   circuit_half_open_probes: withDefault(positive(), 1),
+  /** Keys scoring below this are passed over while a healthier usable key exists (0 turns it off). */
+  health_floor: withDefault(
+    z.number('expected a number').check(z.gte(0, 'expected 0 to 1'), z.lte(1, 'expected 0 to 1')),
+    0.3,
+  ),
 });
 
 const stateSchema = z.strictObject({

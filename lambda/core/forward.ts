@@ -5,6 +5,7 @@ import type { ProxyConfig } from './config.js';
 import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
 import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';
+import { HealthScores } from './health-score.js';
 import type { BodyStream, ProxyRequest, ProxyResponse, UpstreamClient, UpstreamResponse } from './http.js';
 import type {
   AcquireRequest,
@@ -93,6 +94,8 @@ export class Forwarder {
   private readonly pending = new Set<Promise<void>>();
 
   private readonly breakers: CircuitBreakers;
+  private readonly scores: HealthScores;
+  private readonly healthy: (keyId: string) => boolean;
 
   constructor(private readonly deps: ForwarderDeps) {
     const { policy } = deps.config;
@@ -101,6 +104,13 @@ export class Forwarder {
       openMs: policy.circuit_open_ms,
       halfOpenProbes: policy.circuit_half_open_probes,
     });
+    this.scores = new HealthScores(deps.now);
+    this.healthy = (keyId) => this.scores.score(keyId) >= policy.health_floor;
+  }
+
+  /** A key's health score on this instance (1 for a key it hasn't used). */
+  score(keyId: string): number {
+    return this.scores.score(keyId);
   }
 
   /** The upstream targets' circuits, for `/health/detailed`. */
@@ -166,6 +176,7 @@ export class Forwarder {
             limits: group.limits,
             // The client's own limit is counted once per request, with its first acquisition.
             client: clientCounted ? undefined : job.client,
+            healthy: this.healthy,
           });
           clientCounted = true;
           if (acquisition.kind === 'client_limited') {
@@ -239,6 +250,7 @@ export class Forwarder {
       try {
         const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
         state.timeToFirstByteMs = now() - sent;
+        if (response.status < 400) this.scores.success(keyId, state.timeToFirstByteMs);
         // Any answer but a transient failure shows the target is up (429s and 4xx included).
         if (response.status !== 500 && response.status !== 502 && response.status !== 503) {
           this.breakers.succeeded(this.targetOf(job, group));
@@ -263,9 +275,13 @@ export class Forwarder {
       }
       if (outcome.kind === 'transient') {
         this.breakers.failed(this.targetOf(job, group), now());
+        this.scores.failure(keyId);
         state.upstreamErrors.transient++;
       } else if (outcome.kind === 'quota') state.upstreamErrors.quota++;
-      else if (outcome.kind === 'dead_key') state.upstreamErrors.deadKey++;
+      else if (outcome.kind === 'dead_key') {
+        this.scores.failure(keyId);
+        state.upstreamErrors.deadKey++;
+      }
       const decision = decide(outcome, retries, now(), config.policy);
       logger.debug('upstream attempt', {
         requestId: job.request.requestId,

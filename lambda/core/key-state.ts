@@ -47,6 +47,8 @@ export interface AcquireRequest {
   readonly client?: ClientLimit | undefined;
   /** How long this call may still wait on shared state: what is left of the request's allowance. */
   readonly waitBudgetMs?: number | undefined;
+  /** Prefer keys this accepts (health score at or above the floor) while any such key is usable. */
+  readonly healthy?: ((keyId: string) => boolean) | undefined;
 }
 
 export interface ClientLimit {
@@ -113,8 +115,9 @@ export function isUsable(key: KeyView, model: string, now: number): boolean {
 }
 
 /**
- * Round-robin from `start`: the first usable key not excluded, or the soonest time one frees up.
- * Returns the chosen index so a store can continue the rotation after it.
+ * Round-robin from `start`: the first usable key not excluded, or the soonest time one frees up. With
+ * `healthy`, keys it rejects (a low health score) are passed over as long as a usable key it accepts
+ * exists; only then are they used. Returns the chosen index so a store can continue the rotation after it.
  */
 export function pickKey(
   keys: readonly KeyView[],
@@ -122,9 +125,11 @@ export function pickKey(
   model: string,
   now: number,
   exclude: ReadonlySet<string>,
+  healthy?: (keyId: string) => boolean,
 ): { keyId: string; index: number } | { retryAt: number | undefined } {
   const n = keys.length;
   let retryAt: number | undefined;
+  let fallback: { keyId: string; index: number } | undefined;
   for (let i = 0; i < n; i++) {
     const index = (((start + i) % n) + n) % n;
     const key = keys[index]!;
@@ -134,7 +139,9 @@ export function pickKey(
       retryAt = retryAt === undefined ? cooldown.until : Math.min(retryAt, cooldown.until);
       continue;
     }
-    if (!exclude.has(key.keyId)) return { keyId: key.keyId, index };
+    if (exclude.has(key.keyId)) continue;
+    if (healthy === undefined || healthy(key.keyId)) return { keyId: key.keyId, index };
+    fallback ??= { keyId: key.keyId, index };
   }
-  return { retryAt };
+  return fallback ?? { retryAt };
 }

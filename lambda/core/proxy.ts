@@ -247,7 +247,13 @@ export class GeminiProxy {
         if (v.status !== 'active') counts[v.status]++;
         else if (Object.keys(cooling).length > 0) counts.cooling++;
         else counts.active++;
-        return { id: v.keyId, status: v.status, reason: v.reason ?? null, cooling };
+        return {
+          id: v.keyId,
+          status: v.status,
+          reason: v.reason ?? null,
+          score: this.forwarder.score(v.keyId),
+          cooling,
+        };
       });
       groups.push({ name: group.name, total: views.length, counts, keys });
     }
