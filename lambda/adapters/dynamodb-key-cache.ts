@@ -14,6 +14,7 @@ export interface CachedKey {
   reason: string | undefined;
   disabled: boolean;
   cooldowns: Record<string, Cooldown>;
+  lastCheck?: { outcome: string; at: number } | undefined;
   /** When this instance last changed it: a read that started earlier must not undo that. */
   changedAt: number;
 }
@@ -38,6 +39,7 @@ function view(keyId: string, k: CachedKey | undefined): KeyView {
     status: k.disabled ? 'disabled' : k.health,
     reason: k.disabled ? 'operator' : k.reason,
     cooldowns: { ...k.cooldowns },
+    lastCheck: k.lastCheck,
   };
 }
 
@@ -95,6 +97,10 @@ export class GroupStateCache {
         k.health = str(item.status) === 'invalid' ? 'invalid' : 'active';
         k.reason = str(item.reason);
         k.disabled = item.disabled === true;
+        const checkedAt = num(item.lastCheckAt);
+        const outcome = str(item.lastCheck);
+        k.lastCheck =
+          checkedAt === undefined || outcome === undefined ? undefined : { outcome, at: checkedAt };
       } else if (sk.startsWith('cool#')) {
         const rest = sk.slice(5);
         const hash = rest.indexOf('#');

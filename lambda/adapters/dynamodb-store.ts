@@ -106,6 +106,18 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         return this.setDisabled(update.group, update.keyId, update.status === 'disabled');
       case 'revive':
         return this.revive(update.group, update.keyId, update.reasons);
+      case 'checked': {
+        // Not a decision, a note: unconditional, and the status is not touched.
+        await this.table.update({
+          Key: { pk: `grp#${update.group}`, sk: `key#${update.keyId}` },
+          UpdateExpression: 'SET #c = :c, #ca = :at',
+          ExpressionAttributeNames: { '#c': 'lastCheck', '#ca': 'lastCheckAt' },
+          ExpressionAttributeValues: { ':c': update.outcome, ':at': update.at },
+        });
+        const entry = this.cache.entry(update.group, update.keyId);
+        if (entry !== undefined) entry.lastCheck = { outcome: update.outcome, at: update.at };
+        return;
+      }
     }
   }
 

@@ -24,6 +24,7 @@ interface MutableKey {
   /** The operator's switch, kept apart from health: lifting it restores whatever health the key has. */
   disabled: boolean;
   cooldowns: Record<string, Cooldown>;
+  lastCheck?: { outcome: string; at: number } | undefined;
 }
 
 /** A read-only view; `copy` detaches the cooldowns (for callers that keep it), the hot path doesn't. */
@@ -33,6 +34,7 @@ function view(k: MutableKey, copy = false): KeyView {
     status: k.disabled ? 'disabled' : k.health,
     reason: k.disabled ? 'operator' : k.reason,
     cooldowns: copy ? { ...k.cooldowns } : k.cooldowns,
+    lastCheck: k.lastCheck,
   };
 }
 
@@ -111,6 +113,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
         return;
       case 'operator':
         key.disabled = update.status === 'disabled';
+        return;
+      case 'checked':
+        key.lastCheck = { outcome: update.outcome, at: update.at };
         return;
       case 'revive':
         if (key.health === 'invalid' && update.reasons.includes(key.reason ?? '')) {

@@ -14,6 +14,7 @@ import type {
   KeyRef,
   KeyStateStore,
   KeyStateUpdate,
+  KeyView,
   QuotaLimits,
 } from './key-state.js';
 import type { Logger } from './logger.js';
@@ -95,7 +96,7 @@ export class Forwarder {
 
   private readonly breakers: CircuitBreakers;
   private readonly scores: HealthScores;
-  private readonly healthy: (keyId: string) => boolean;
+  private readonly healthy: (key: KeyView) => boolean;
 
   constructor(private readonly deps: ForwarderDeps) {
     const { policy } = deps.config;
@@ -105,12 +106,18 @@ export class Forwarder {
       halfOpenProbes: policy.circuit_half_open_probes,
     });
     this.scores = new HealthScores(deps.now);
-    this.healthy = (keyId) => this.scores.score(keyId) >= policy.health_floor;
+    this.healthy = (key) => this.score(key) >= policy.health_floor;
   }
 
-  /** A key's health score on this instance (1 for a key it hasn't used). */
-  score(keyId: string): number {
-    return this.scores.score(keyId);
+  /**
+   * A key's health score: this instance's from its own outcomes, halved while the scheduled check's
+   * latest answer for the key (within the last 15 minutes) was a transient failure.
+   */
+  score(key: KeyView): number {
+    const own = this.scores.score(key.keyId);
+    const check = key.lastCheck;
+    const doubted = check?.outcome === 'transient' && this.deps.now() - check.at < 15 * 60_000;
+    return doubted ? Math.round(own * 50) / 100 : own;
   }
 
   /** The upstream targets' circuits, for `/health/detailed`. */

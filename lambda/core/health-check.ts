@@ -121,6 +121,16 @@ export async function runHealthCheck(
           reasons: HEALABLE_REASONS,
         });
       }
+      if (result !== 'skipped') {
+        // Noted for the proxies' health scores (a transient failure here lowers the key's score).
+        await deps.store.record({
+          kind: 'checked',
+          group: item.group,
+          keyId: item.keyId,
+          outcome: result,
+          at: deps.now(),
+        });
+      }
       checks.push({ group: item.group, keyId: item.keyId, outcome: result });
     }
   };

@@ -17,6 +17,8 @@ export interface KeyView {
   readonly reason?: string | undefined;
   /** Cooldowns by model ('' for model-less calls such as listing models). */
   readonly cooldowns: Readonly<Record<string, Cooldown>>;
+  /** The scheduled health check's last answer for this key, if any. */
+  readonly lastCheck?: { readonly outcome: string; readonly at: number } | undefined;
 }
 
 /** A key as the store sees it: its id, and the quota budget it draws on (its project, or itself). */
@@ -48,7 +50,7 @@ export interface AcquireRequest {
   /** How long this call may still wait on shared state: what is left of the request's allowance. */
   readonly waitBudgetMs?: number | undefined;
   /** Prefer keys this accepts (health score at or above the floor) while any such key is usable. */
-  readonly healthy?: ((keyId: string) => boolean) | undefined;
+  readonly healthy?: ((key: KeyView) => boolean) | undefined;
 }
 
 export interface ClientLimit {
@@ -88,7 +90,9 @@ export type KeyStateUpdate =
    * A health check found the key valid again: active, but only if it is invalid for one of `reasons`
    * (a racing invalid for another reason wins; the operator's disable is untouched either way).
    */
-  | (UpdateBase & { readonly kind: 'revive'; readonly reasons: readonly string[] });
+  | (UpdateBase & { readonly kind: 'revive'; readonly reasons: readonly string[] })
+  /** What the scheduled health check saw (valid, quota, transient); feeds the key's health score. */
+  | (UpdateBase & { readonly kind: 'checked'; readonly outcome: string; readonly at: number });
 
 /**
  * Where key state, the rotation position and quota windows live. Async so that a shared store
@@ -125,7 +129,7 @@ export function pickKey(
   model: string,
   now: number,
   exclude: ReadonlySet<string>,
-  healthy?: (keyId: string) => boolean,
+  healthy?: (key: KeyView) => boolean,
 ): { keyId: string; index: number } | { retryAt: number | undefined } {
   const n = keys.length;
   let retryAt: number | undefined;
@@ -140,7 +144,7 @@ export function pickKey(
       continue;
     }
     if (exclude.has(key.keyId)) continue;
-    if (healthy === undefined || healthy(key.keyId)) return { keyId: key.keyId, index };
+    if (healthy === undefined || healthy(key)) return { keyId: key.keyId, index };
     fallback ??= { keyId: key.keyId, index };
   }
   return fallback ?? { retryAt };

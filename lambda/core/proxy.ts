@@ -251,7 +251,9 @@ export class GeminiProxy {
           id: v.keyId,
           status: v.status,
           reason: v.reason ?? null,
-          score: this.forwarder.score(v.keyId),
+          score: this.forwarder.score(v),
+          lastCheck:
+            v.lastCheck === undefined ? null : { ...v.lastCheck, at: new Date(v.lastCheck.at).toISOString() },
           cooling,
         };
       });

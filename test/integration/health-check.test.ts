@@ -96,7 +96,12 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
     expect(views[id(K.leaked)]).toMatchObject({ status: 'invalid', reason: 'LEAKED' });
     expect(views[id(K.disabled)]).toMatchObject({ status: 'disabled' });
     expect(views[id(K.limited)]?.cooldowns['gemini-2.5-flash']).toEqual(cooldown);
-    expect(views[id(K.flaky)]).toMatchObject({ status: 'active', cooldowns: {} });
+    expect(views[id(K.flaky)]).toMatchObject({
+      status: 'active',
+      cooldowns: {},
+      lastCheck: { outcome: 'transient' },
+    });
+    expect(views[id(K.valid)]?.lastCheck?.outcome).toBe('valid');
     expect(result.groups).toEqual([{ group, total: 7, healthy: 3, cooling: 1, invalid: 2, disabled: 1 }]);
     // No key ever went upstream in a URL; each check was one cheap listing call.
     const calls = fake.calls.filter((c) => c.path === '/v1beta/models');

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
 import { keyId } from '../../lambda/core/secrets.js';
 import {
   chatBody,
@@ -46,5 +47,41 @@ describe('Integration: health scores steer selection', () => {
     const scores = Object.fromEntries(body.groups[0]!.keys.map((k) => [k.id, k.score]));
     expect(scores[keyId(KEYS[0]!)]).toBe(0.4);
     expect(scores[keyId(KEYS[1]!)]).toBe(1);
+  });
+
+  it('halves the score of a key whose latest scheduled check failed transiently', async () => {
+    // Prepare: a store where the health check noted a transient failure for key 2 a minute ago
+    const store = new MemoryKeyStateStore();
+    await store.record({
+      kind: 'checked',
+      group: 'primary',
+      keyId: keyId(KEYS[2]!),
+      outcome: 'transient',
+      at: Date.now() - 60_000,
+    });
+    await store.record({
+      kind: 'checked',
+      group: 'primary',
+      keyId: keyId(KEYS[3]!),
+      outcome: 'valid',
+      at: Date.now(),
+    });
+    const t = await startHarness({ store, config: { policy: { health_floor: 0.6 } } });
+    try {
+      // Act
+      for (let i = 0; i < 8; i++) expect((await postChat(t, chatBody())).status).toBe(200);
+      const res = await fetch(`${t.url}/health/detailed`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = (await res.json()) as {
+        groups: Array<{ keys: Array<{ id: string; score: number; lastCheck: { outcome: string } | null }> }>;
+      };
+
+      // Assess: key 2 scores 0.5 (< 0.6) and is passed over; key 3's valid check changes nothing
+      const keys = Object.fromEntries(body.groups[0]!.keys.map((k) => [k.id, k]));
+      expect(keys[keyId(KEYS[2]!)]).toMatchObject({ score: 0.5, lastCheck: { outcome: 'transient' } });
+      expect(keys[keyId(KEYS[3]!)]).toMatchObject({ score: 1, lastCheck: { outcome: 'valid' } });
+      expect(keyIndexes(t)).not.toContain(2);
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
 import { type ProxyConfig, parseConfig } from '../../lambda/core/config.js';
+import type { KeyStateStore } from '../../lambda/core/key-state.js';
 import type { RequestMetrics } from '../../lambda/core/metrics.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { type FakeGemini, startFakeGemini } from './fake-gemini.js';
@@ -41,6 +42,8 @@ export interface HarnessOptions {
   readonly groups?: (fake: FakeGemini) => Array<Record<string, unknown>>;
   /** Client tokens as in the config; default: [TOKEN]. */
   readonly clientTokens?: unknown[];
+  /** A key-state store to use instead of the one the config names. */
+  readonly store?: KeyStateStore;
 }
 
 /** Starts a fake Gemini and the real local proxy wired to it, both on 127.0.0.1. */
@@ -70,6 +73,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logger: new JsonLogger('debug', (line) => logs.push(line)),
     now: () => clock.now ?? Date.now(),
     metrics: { record: (m) => metrics.push(m) },
+    store: options.store,
   });
   server.server.on('connection', (socket: Socket) => {
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;

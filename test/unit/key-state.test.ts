@@ -55,10 +55,10 @@ describe('Function: pickKey', () => {
 
   it('passes over unhealthy keys while a healthy usable key exists, and uses them when none does', () => {
     const keys = [key('a'), key('b'), key('c', { cooldowns: { m: { until: now + 10, cause: 'rpm' } } })];
-    const healthyOnlyC = (id: string) => id === 'c';
+    const healthyOnlyC = (k: KeyView) => k.keyId === 'c';
     // c is healthy but cooling: the unhealthy usable keys serve, in rotation order.
     expect(pickKey(keys, 0, 'm', now, new Set(), healthyOnlyC)).toEqual({ keyId: 'a', index: 0 });
-    const healthyOnlyB = (id: string) => id === 'b';
+    const healthyOnlyB = (k: KeyView) => k.keyId === 'b';
     expect(pickKey(keys, 0, 'm', now, new Set(), healthyOnlyB)).toEqual({ keyId: 'b', index: 1 });
     expect(pickKey(keys, 0, 'm', now, new Set(['b']), healthyOnlyB)).toEqual({ keyId: 'a', index: 0 });
   });
