@@ -76,11 +76,12 @@ export class HealthMetrics {
       { total: 0, healthy: 0, cooling: 0, invalid: 0, disabled: 0 },
     );
     put(all);
-    this.metrics.addMetric('UnhealthyKeys', MetricUnit.Count, all.invalid + all.disabled);
+    // Unhealthy = invalid: keys an operator disabled are parked on purpose and must not keep alarms on.
+    this.metrics.addMetric('UnhealthyKeys', MetricUnit.Count, all.invalid);
     this.metrics.addMetric(
       'UnhealthyKeyPercent',
       MetricUnit.Percent,
-      all.total === 0 ? 0 : (100 * (all.invalid + all.disabled)) / all.total,
+      all.total === 0 ? 0 : (100 * all.invalid) / all.total,
     );
     this.metrics.addMetric('KeysNotChecked', MetricUnit.Count, skipped);
     this.metrics.addMetric('HealthCheckRuns', MetricUnit.Count, 1);

@@ -28,6 +28,8 @@ interface Circuit {
   failures: number;
   openUntil: number;
   probes: number;
+  /** When the current round of half-open probes began. */
+  probingSince: number;
 }
 
 export type Admission = { readonly admitted: true } | { readonly admitted: false; readonly retryAt: number };
@@ -46,9 +48,17 @@ export class CircuitBreakers {
       if (now < c.openUntil) return { admitted: false, retryAt: c.openUntil };
       c.state = 'half_open';
       c.probes = 0;
+      c.probingSince = now;
     }
-    if (c.probes >= this.options.halfOpenProbes)
-      return { admitted: false, retryAt: now + this.options.openMs };
+    if (c.probes >= this.options.halfOpenProbes) {
+      // A probe that never reported (its request ended before reaching Gemini) must not hold the
+      // circuit half-open for ever: after another open period, a new round of probes may go.
+      if (now - c.probingSince < this.options.openMs) {
+        return { admitted: false, retryAt: c.probingSince + this.options.openMs };
+      }
+      c.probes = 0;
+      c.probingSince = now;
+    }
     c.probes++;
     return { admitted: true };
   }
@@ -67,7 +77,7 @@ export class CircuitBreakers {
     if (this.options.failureThreshold === 0) return;
     let c = this.circuits.get(target);
     if (c === undefined) {
-      c = { state: 'closed', failures: 0, openUntil: 0, probes: 0 };
+      c = { state: 'closed', failures: 0, openUntil: 0, probes: 0, probingSince: 0 };
       this.circuits.set(target, c);
     }
     c.failures++;

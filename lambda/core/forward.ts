@@ -304,6 +304,11 @@ export class Forwarder {
         case 'answer':
           return { answer: this.finish(job, state, answer) };
         case 'retry_same_key':
+          if (!this.breakers.admit(this.targetOf(job, group), now()).admitted) {
+            // This request's own failures opened the circuit: no more calls to this target.
+            state.lastFailure = answer;
+            return { rotate: true };
+          }
           state.retries++;
           if (state.count >= config.policy.max_attempts) {
             state.lastFailure = answer;

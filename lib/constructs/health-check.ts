@@ -45,7 +45,10 @@ export class HealthCheck extends Construct {
   constructor(scope: Construct, id: string, props: HealthCheckProps) {
     super(scope, id);
     this.interval = props.interval ?? Duration.minutes(5);
-    if (this.interval.toMinutes() < 1) throw new Error('health check interval: expected at least 1 minute');
+    const minutes = this.interval.toSeconds() / 60;
+    if (!Number.isInteger(minutes) || minutes < 1) {
+      throw new Error('health check interval: expected a whole number of minutes, at least 1');
+    }
     const logGroup = new LogGroup(this, 'Logs', {
       retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -72,6 +75,8 @@ export class HealthCheck extends Construct {
         NODE_OPTIONS: '--enable-source-maps',
       },
       bundling: LAMBDA_BUNDLING,
+      // The next scheduled run is the retry; Lambda's own async retries would just run it thrice.
+      retryAttempts: 0,
     });
     this.fn.addToRolePolicy(
       new PolicyStatement({ actions: [...HEALTH_CHECK_TABLE_ACTIONS], resources: [props.table.tableArn] }),

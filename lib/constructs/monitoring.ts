@@ -18,9 +18,9 @@ import { Construct } from 'constructs';
 
 /** Alarm thresholds; every one has a default. */
 export interface AlarmThresholds {
-  /** Invalid or disabled keys, over all groups. @default 3 */
+  /** Alarm when more keys than this are invalid, over all groups (operator-disabled keys don't count). @default 3 */
   readonly unhealthyKeys?: number;
-  /** Percent of keys invalid or disabled. @default 50 */
+  /** Alarm when more than this percent of the keys are invalid. @default 50 */
   readonly unhealthyKeyPercent?: number;
   /** Percent of requests answered 5xx over 5 minutes. @default 10 */
   readonly errorRatePercent?: number;
@@ -76,7 +76,7 @@ export class Monitoring extends Construct {
         period: props.healthCheckInterval,
       });
     const errorRate = new MathExpression({
-      expression: '100 * errors / MAX([requests, 1])',
+      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
       usingMetrics: { errors: proxy('ServerErrors'), requests: proxy('Requests') },
       period: FIVE_MINUTES,
       label: 'Error rate (%)',
@@ -87,7 +87,7 @@ export class Monitoring extends Construct {
       metric: IMetric,
       threshold: number,
       description: string,
-      options: { missing?: TreatMissingData; below?: boolean } = {},
+      options: { missing?: TreatMissingData; below?: boolean; strictlyAbove?: boolean } = {},
     ) => {
       const a = new Alarm(this, name, {
         alarmDescription: description,
@@ -96,7 +96,9 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         comparisonOperator: options.below
           ? ComparisonOperator.LESS_THAN_THRESHOLD
-          : ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          : options.strictlyAbove
+            ? ComparisonOperator.GREATER_THAN_THRESHOLD
+            : ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: options.missing ?? TreatMissingData.NOT_BREACHING,
       });
       a.addAlarmAction(new SnsAction(this.topic));
@@ -110,13 +112,14 @@ export class Monitoring extends Construct {
       'UnhealthyKeys',
       health('UnhealthyKeys'),
       (t.unhealthyKeys ?? 3) + 1,
-      'More keys are invalid or disabled than the threshold: replace or re-enable them.',
+      'More keys are invalid than the threshold: replace them, or re-enable their API.',
     );
     alarm(
       'UnhealthyKeyShare',
       health('UnhealthyKeyPercent'),
       t.unhealthyKeyPercent ?? 50,
-      'Half or more of the keys are invalid or disabled.',
+      'More than half of the keys are invalid.',
+      { strictlyAbove: true },
     );
     alarm('ErrorRate', errorRate, t.errorRatePercent ?? 10, 'Too many requests answered 5xx over 5 minutes.');
     alarm(

@@ -284,7 +284,7 @@ describe('Stack: health check, alarms and dashboard', () => {
 
   it.each([
     ['UnhealthyKeys', 'UnhealthyKeys', 6, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
-    ['UnhealthyKeyShare', 'UnhealthyKeyPercent', 50, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['UnhealthyKeyShare', 'UnhealthyKeyPercent', 50, 'GreaterThanThreshold', 'notBreaching'],
     ['SlowFirstByte', 'TimeToFirstByte', 5000, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
     ['CircuitOpen', 'CircuitOpenRefusals', 1, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
     ['KeysExhausted', 'KeysExhaustedRefusals', 10, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
@@ -301,6 +301,12 @@ describe('Stack: health check, alarms and dashboard', () => {
         ComparisonOperator: op,
         TreatMissingData: missing,
       });
+      // The series must be the one the functions emit: dimension `service` only (see emf-metrics.ts).
+      const service = ['UnhealthyKeys', 'UnhealthyKeyPercent', 'HealthCheckRuns'].includes(metricName)
+        ? 'health-check'
+        : 'proxy';
+      expect(alarm.Properties.Dimensions).toEqual([{ Name: 'service', Value: service }]);
+      if (metricName === 'TimeToFirstByte') expect(alarm.Properties.ExtendedStatistic).toBe('p90');
       expect(alarm.Properties.AlarmActions).toEqual([{ Ref: expect.stringMatching(/^MonitoringAlerts/) }]);
       expect(alarm.Properties.OKActions).toEqual(alarm.Properties.AlarmActions);
     },
@@ -310,7 +316,7 @@ describe('Stack: health check, alarms and dashboard', () => {
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
     const [, rate] = Object.entries(alarms).find(([key]) => key.startsWith('MonitoringErrorRate'))!;
     expect(rate.Properties.Threshold).toBe(20);
-    expect(JSON.stringify(rate.Properties.Metrics)).toContain('100 * errors / MAX([requests, 1])');
+    expect(JSON.stringify(rate.Properties.Metrics)).toContain('IF(requests > 0, 100 * errors / requests, 0)');
     for (const [id, name] of [
       ['MonitoringProxyErrors', 'Errors'],
       ['MonitoringProxyThrottles', 'Throttles'],

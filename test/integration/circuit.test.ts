@@ -80,4 +80,21 @@ describe('Integration: circuit breaker per upstream target', () => {
     const res = await postChat(h, chatBody());
     expect(res.status).toBe(200);
   });
+
+  it('stops retrying a key once the circuit its failures opened is open', async () => {
+    h = await startHarness({
+      config: {
+        policy: {
+          transient_retries: 2,
+          transient_retry_delay_ms: 1,
+          circuit_failure_threshold: 1,
+          circuit_open_ms: 60_000,
+        },
+      },
+    });
+    h.fake.failNext(KEYS[0]!, 5, 503);
+    const res = await postChat(h, chatBody());
+    expect(res.status).toBe(503);
+    expect(h.fake.calls).toHaveLength(1);
+  });
 });

@@ -57,4 +57,12 @@ describe('Class: CircuitBreakers', () => {
     expect(off.admit(T, 0).admitted).toBe(true);
     expect(off.views(0)).toEqual([]);
   });
+
+  it('does not stay half-open for ever when a probe never reports back', () => {
+    const b = breakers(1, 1);
+    b.failed(T, 0);
+    expect(b.admit(T, 1000).admitted).toBe(true); // a probe whose request never reaches Gemini
+    expect(b.admit(T, 1500)).toEqual({ admitted: false, retryAt: 2000 });
+    expect(b.admit(T, 2000).admitted).toBe(true); // a new round of probes
+  });
 });
