@@ -5,6 +5,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -47,6 +48,30 @@ export class StateTable {
       }),
     );
     return out.Attributes;
+  }
+
+  /** Deletes an item if the condition holds; false when it didn't (someone changed it meanwhile). */
+  async deleteIf(
+    Key: Item,
+    condition: string,
+    names: Record<string, string>,
+    values: Item,
+  ): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.name,
+          Key,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   /** The item a conditional write lost to: from the exception (ALL_OLD), else one consistent read. */

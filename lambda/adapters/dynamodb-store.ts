@@ -106,6 +106,22 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         return this.setDisabled(update.group, update.keyId, update.status === 'disabled');
       case 'revive':
         return this.revive(update.group, update.keyId, update.reasons);
+      case 'clear_expired': {
+        const cache = await this.cache.fresh(update.group);
+        const entry = cache.keys.get(update.keyId);
+        for (const [model, c] of Object.entries(entry?.cooldowns ?? {})) {
+          if (c.until > update.now) continue;
+          // Conditional: a cooldown someone extended meanwhile stays.
+          const deleted = await this.table.deleteIf(
+            { pk: `grp#${update.group}`, sk: `cool#${update.keyId}#${model}` },
+            '#until <= :now',
+            { '#until': 'until' },
+            { ':now': update.now },
+          );
+          if (deleted) delete entry?.cooldowns[model];
+        }
+        return;
+      }
       case 'checked': {
         // Not a decision, a note: unconditional, and the status is not touched.
         await this.table.update({

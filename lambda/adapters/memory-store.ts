@@ -114,6 +114,10 @@ export class MemoryKeyStateStore implements KeyStateStore {
       case 'operator':
         key.disabled = update.status === 'disabled';
         return;
+      case 'clear_expired':
+        for (const [model, c] of Object.entries(key.cooldowns))
+          if (c.until <= update.now) delete key.cooldowns[model];
+        return;
       case 'checked':
         key.lastCheck = { outcome: update.outcome, at: update.at };
         return;

@@ -1,8 +1,8 @@
 /**
  * The scheduled key check: one cheap call per key that spends no generation quota (listing one model),
  * with bounded concurrency and an overall time budget, and conditional state updates so the checker
- * never fights the proxy: dead → invalid; valid → revived if invalid for a reason that can heal; 429 and
- * transient failures → nothing.
+ * never fights the proxy: dead → invalid; valid → revived if invalid for a reason that can heal, and its
+ * expired cooldowns cleared; 429 and transient failures → nothing.
  */
 import { readText } from './body.js';
 import { classifyUpstreamResponse } from './gemini-errors.js';
@@ -119,6 +119,12 @@ export async function runHealthCheck(
           group: item.group,
           keyId: item.keyId,
           reasons: HEALABLE_REASONS,
+        });
+        await deps.store.record({
+          kind: 'clear_expired',
+          group: item.group,
+          keyId: item.keyId,
+          now: deps.now(),
         });
       }
       if (result !== 'skipped') {

@@ -91,6 +91,8 @@ export type KeyStateUpdate =
    * (a racing invalid for another reason wins; the operator's disable is untouched either way).
    */
   | (UpdateBase & { readonly kind: 'revive'; readonly reasons: readonly string[] })
+  /** Removes cooldowns of the key that ended before `now` (tidying: selection already ignores them). */
+  | (UpdateBase & { readonly kind: 'clear_expired'; readonly now: number })
   /** What the scheduled health check saw (valid, quota, transient); feeds the key's health score. */
   | (UpdateBase & { readonly kind: 'checked'; readonly outcome: string; readonly at: number });
 

@@ -11,11 +11,15 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { LAMBDA_BUNDLING } from './proxy-function.js';
 
-/** The DynamoDB actions the checker uses: conditional updates (and the read a lost race costs), and reads. */
+/**
+ * The DynamoDB actions the checker uses: conditional updates (and the read a lost race costs), reads, and
+ * conditional deletes of expired cooldowns.
+ */
 export const HEALTH_CHECK_TABLE_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:UpdateItem',
   'dynamodb:Query',
+  'dynamodb:DeleteItem',
 ] as const;
 
 export interface HealthCheckProps {

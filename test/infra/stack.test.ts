@@ -266,6 +266,7 @@ describe('Stack: health check, alarms and dashboard', () => {
     );
     const statements = policy![1].Properties.PolicyDocument.Statement as Array<{ Action: string | string[] }>;
     expect(statements.flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action])).sort()).toEqual([
+      'dynamodb:DeleteItem',
       'dynamodb:GetItem',
       'dynamodb:Query',
       'dynamodb:UpdateItem',

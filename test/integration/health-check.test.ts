@@ -73,6 +73,8 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
       body: { error: { code: 429, message: 'Resource has been exhausted', status: 'RESOURCE_EXHAUSTED' } },
     });
     fake.failNext(K.flaky, 1, 503);
+    const ended = { until: now - 1000, cause: 'rpm' as const };
+    await store.record({ kind: 'cooldown', group, keyId: id(K.valid), model: 'gemini-2.5-pro', cooldown: ended });
 
     // Act
     const result = await run(group, Object.values(K));
@@ -102,6 +104,7 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
       lastCheck: { outcome: 'transient' },
     });
     expect(views[id(K.valid)]?.lastCheck?.outcome).toBe('valid');
+    expect(views[id(K.valid)]?.cooldowns).toEqual({}); // its ended cooldown was cleared
     expect(result.groups).toEqual([{ group, total: 7, healthy: 3, cooling: 1, invalid: 2, disabled: 1 }]);
     // No key ever went upstream in a URL; each check was one cheap listing call.
     const calls = fake.calls.filter((c) => c.path === '/v1beta/models');

@@ -159,6 +159,27 @@ export function keyStateStoreContract(
       expect((await store.describe(group, ['k2']))[0]?.status).toBe('active');
     });
 
+    it('clears only cooldowns that have ended', async () => {
+      const { store, group } = await setup();
+      await store.record({
+        kind: 'cooldown',
+        group,
+        keyId: 'k0',
+        model: 'old',
+        cooldown: { until: now - 1, cause: 'rpm' },
+      });
+      await store.record({
+        kind: 'cooldown',
+        group,
+        keyId: 'k0',
+        model: 'new',
+        cooldown: { until: now + 60_000, cause: 'rpd' },
+      });
+      await store.record({ kind: 'clear_expired', group, keyId: 'k0', now });
+      const [view] = await store.describe(group, ['k0']);
+      expect(view?.cooldowns).toEqual({ new: { until: now + 60_000, cause: 'rpd' } });
+    });
+
     it('reports no retry time when every key is invalid', async () => {
       const { store, group, acquire } = await setup();
       for (const keyId of keyIds) await store.record({ kind: 'invalid', group, keyId, reason: 'LEAKED' });
