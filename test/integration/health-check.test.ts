@@ -74,7 +74,13 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
     });
     fake.failNext(K.flaky, 1, 503);
     const ended = { until: now - 1000, cause: 'rpm' as const };
-    await store.record({ kind: 'cooldown', group, keyId: id(K.valid), model: 'gemini-2.5-pro', cooldown: ended });
+    await store.record({
+      kind: 'cooldown',
+      group,
+      keyId: id(K.valid),
+      model: 'gemini-2.5-pro',
+      cooldown: ended,
+    });
 
     // Act
     const result = await run(group, Object.values(K));
