@@ -24,6 +24,8 @@ export interface AlarmThresholds {
   readonly unhealthyKeyPercent?: number;
   /** Percent of requests answered 5xx over 5 minutes. @default 10 */
   readonly errorRatePercent?: number;
+  /** Requests in those 5 minutes below which the error rate isn't judged (one 5xx of one isn't 100 %). @default 20 */
+  readonly errorRateMinRequests?: number;
   /** p90 time to Gemini's first byte, ms. @default 5000 */
   readonly ttfbP90Ms?: number;
   /** Requests refused because every key was cooling or out of budget, per 5 minutes. @default 10 */
@@ -76,7 +78,8 @@ export class Monitoring extends Construct {
         period: props.healthCheckInterval,
       });
     const errorRate = new MathExpression({
-      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+      // Quiet periods don't page: below the minimum number of requests the rate reads 0.
+      expression: `IF(requests >= ${t.errorRateMinRequests ?? 20}, 100 * errors / requests, 0)`,
       usingMetrics: { errors: proxy('ServerErrors'), requests: proxy('Requests') },
       period: FIVE_MINUTES,
       label: 'Error rate (%)',

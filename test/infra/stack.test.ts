@@ -317,7 +317,9 @@ describe('Stack: health check, alarms and dashboard', () => {
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
     const [, rate] = Object.entries(alarms).find(([key]) => key.startsWith('MonitoringErrorRate'))!;
     expect(rate.Properties.Threshold).toBe(20);
-    expect(JSON.stringify(rate.Properties.Metrics)).toContain('IF(requests > 0, 100 * errors / requests, 0)');
+    expect(JSON.stringify(rate.Properties.Metrics)).toContain(
+      'IF(requests >= 20, 100 * errors / requests, 0)',
+    );
     for (const [id, name] of [
       ['MonitoringProxyErrors', 'Errors'],
       ['MonitoringProxyThrottles', 'Throttles'],
