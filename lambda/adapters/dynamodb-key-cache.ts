@@ -1,11 +1,4 @@
-import type {
-  Cooldown,
-  CooldownCause,
-  KeyRef,
-  KeyStateUpdate,
-  KeyStatus,
-  KeyView,
-} from '../core/key-state.js';
+import type { Cooldown, CooldownCause, KeyStateUpdate, KeyStatus, KeyView } from '../core/key-state.js';
 import { num, type StateTable, str } from './dynamodb-access.js';
 
 /** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
@@ -149,7 +142,7 @@ export class GroupStateCache {
     return updates;
   }
 
-  views(cache: GroupCache, keys: readonly KeyRef[]): KeyView[] {
+  views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>): KeyView[] {
     return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId)));
   }
 

@@ -140,7 +140,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
     return this.cache.views(
       await this.cache.load(group),
-      keyIds.map((keyId) => ({ keyId, budget: '' })),
+      keyIds.map((keyId) => ({ keyId })),
     );
   }
 

@@ -1,12 +1,11 @@
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { HealthMetrics } from '../adapters/emf-metrics.js';
+import { lambdaState, parseSettings, required, secretsClient } from '../adapters/lambda-env.js';
 import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import {
   ConfigError,
-  checkSettings,
   configuredKeys,
   DEFAULT_NATIVE_BASE_URL,
   parseGroups,
@@ -32,12 +31,6 @@ interface LambdaContext {
   getRemainingTimeInMillis(): number;
 }
 
-function required(env: Env, name: keyof Env): string {
-  const value = env[name];
-  if (value === undefined || value === '') throw new ConfigError(`${name}: not set`);
-  return value;
-}
-
 /** What one instance keeps between scheduled runs. */
 class HealthCheckRuntime {
   readonly logger: JsonLogger;
@@ -50,21 +43,16 @@ class HealthCheckRuntime {
 
   constructor(env: Env) {
     this.logger = new JsonLogger(parseLogLevel(env.LOG_LEVEL), undefined, { function: 'health-check' });
-    const settings = checkSettings(env.PROXY_SETTINGS ? JSON.parse(env.PROXY_SETTINGS) : {});
+    const settings = parseSettings(env.PROXY_SETTINGS);
     const upstream = (settings.upstream ?? {}) as { native_base_url?: string };
     this.nativeBaseUrl = (upstream.native_base_url ?? DEFAULT_NATIVE_BASE_URL).replace(/\/+$/, '');
     this.concurrency = Number(env.CHECK_CONCURRENCY ?? 4);
-    const state = {
-      ...(settings.state as object | undefined),
-      store: 'dynamodb',
-      table: required(env, 'TABLE_NAME'),
-    };
-    this.store = createStateStore(parseStateConfig(state), this.logger);
+    this.store = createStateStore(
+      parseStateConfig(lambdaState(settings, required(env, 'TABLE_NAME'))),
+      this.logger,
+    );
     this.keys = new SecretCache({
-      client: new SecretsManagerClient({
-        maxAttempts: 2,
-        requestHandler: { connectionTimeout: 2000, requestTimeout: 5000, throwOnRequestTimeout: true },
-      }),
+      client: secretsClient(5000),
       secretId: required(env, 'KEYS_SECRET_ID'),
       maxAgeMs: 0,
       logger: this.logger,

@@ -1,11 +1,12 @@
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod/mini';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
+import { lambdaState, parseSettings, required, secretsClient } from '../adapters/lambda-env.js';
 import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import { ConfigError, checkSettings, parseConfig, parseStateConfig } from '../core/config.js';
+import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
@@ -38,12 +39,6 @@ type Current =
   /** `emptied`: the secrets are valid but hold no keys or no tokens (placeholders, or revoked). */
   | { readonly kind: 'unavailable'; readonly message: string; readonly emptied?: boolean };
 
-function required(env: ProxyFunctionEnv, name: keyof ProxyFunctionEnv): string {
-  const value = env[name];
-  if (value === undefined || value === '') throw new ConfigError(`${name}: not set`);
-  return value;
-}
-
 /**
  * Everything one Lambda instance keeps between invocations: the state store, the upstream client, the
  * two cached secrets and the proxy built from them (rebuilt when a secret changes).
@@ -65,12 +60,7 @@ export class ProxyRuntime {
     this.table = required(env, 'TABLE_NAME');
     this.metrics = new EmfMetrics(required(env, 'METRICS_NAMESPACE'));
     this.settings = parseSettings(env.PROXY_SETTINGS);
-    const client =
-      options.secrets ??
-      new SecretsManagerClient({
-        maxAttempts: 2,
-        requestHandler: { connectionTimeout: 2000, requestTimeout: 3000, throwOnRequestTimeout: true },
-      });
+    const client = options.secrets ?? secretsClient(3000);
     const maxAgeMs = Number(env.SECRET_CACHE_MS ?? 60_000);
     this.keys = new SecretCache({
       client,
@@ -85,11 +75,7 @@ export class ProxyRuntime {
       logger: this.logger,
     });
     // The store's settings come from the stack, not the secrets: one store for the instance's life.
-    this.store = createStateStore(parseStateConfig(this.stateSettings()), this.logger);
-  }
-
-  private stateSettings(): Record<string, unknown> {
-    return { ...(this.settings.state as object | undefined), store: 'dynamodb', table: this.table };
+    this.store = createStateStore(parseStateConfig(lambdaState(this.settings, this.table)), this.logger);
   }
 
   /** Answers a request with the proxy built from the current secrets, or a clear 503 while there is none. */
@@ -160,7 +146,7 @@ export class ProxyRuntime {
           ...this.settings,
           client_tokens: tokens.tokens,
           groups: keys.groups,
-          state: this.stateSettings(),
+          state: lambdaState(this.settings, this.table),
         });
         return {
           kind: 'ready',
@@ -186,18 +172,6 @@ export class ProxyRuntime {
       message: 'The proxy configuration in its secrets is invalid; see the logs.',
     };
   }
-}
-
-/** PROXY_SETTINGS: JSON with the config's upstream/policy/state sections, checked by the config's rules. */
-function parseSettings(text: string | undefined): Record<string, unknown> {
-  if (text === undefined || text === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new ConfigError('PROXY_SETTINGS: not valid JSON');
-  }
-  return checkSettings(value) as Record<string, unknown>;
 }
 
 /** Parses a secret as JSON of a shape; returns a message (never quoting the content) when it isn't. */

@@ -106,6 +106,9 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
     expect(result.prelude?.statusCode).toBe(503);
     expect(JSON.parse(result.body)).toMatchObject({ error: { code: 'proxy_not_configured' } });
     expect(fake.calls).toHaveLength(0);
+    const health = await invokeStreaming(handler, functionUrlEvent('GET', '/health'));
+    expect(health.prelude?.statusCode).toBe(503);
+    expect(JSON.parse(health.body)).toEqual({ status: 'unconfigured' });
   });
 
   it('picks up keys and token hashes put into the secrets after the cache age', async () => {
