@@ -66,6 +66,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
       const current = this.clients.get(request.client.clientId);
       const count = current?.minute === minute ? current.count : 0;
       if (count >= request.client.rpm) return { kind: 'client_limited', retryAt: (minute + 1) * MINUTE_MS };
+      if (this.clients.size >= 1000) {
+        for (const [id, w] of this.clients) if (w.minute !== minute) this.clients.delete(id);
+      }
       this.clients.set(request.client.clientId, { minute, count: count + 1 });
     }
     const views = request.keys.map((k) => view(this.key(group, k.keyId)));
@@ -139,6 +142,10 @@ export class MemoryKeyStateStore implements KeyStateStore {
   private count(budgetKey: string, now: number, windowMs: number): void {
     const day = pacificDay(now);
     const minute = minuteIndex(now, windowMs);
+    if (this.budgets.size >= 1000) {
+      // Windows of past days can't refuse anything any more: drop them so model names can't grow memory.
+      for (const [id, w] of this.budgets) if (w.day !== day) this.budgets.delete(id);
+    }
     const c = this.budgets.get(budgetKey);
     const sameDay = c?.day === day;
     this.budgets.set(budgetKey, {
