@@ -106,10 +106,13 @@ export class GroupStateCache {
         }
       }
     }
-    // What this instance wrote while the read was in flight may not be in it: keep that.
+    // What this instance wrote while the read was in flight may not be in it: keep that. A cooldown
+    // that has ended is not carried (the table's copy, if any, came with the read).
+    const now = this.now();
     for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
       const read = entry(keyId);
       for (const [model, c] of Object.entries(mine.cooldowns)) {
+        if (c.until <= now) continue;
         const other = read.cooldowns[model];
         if (other === undefined || other.until < c.until) read.cooldowns[model] = c;
       }

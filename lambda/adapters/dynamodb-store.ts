@@ -172,7 +172,11 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
     const { group, keys, model, now } = request;
     const shard = Math.floor(Math.random() * this.options.rotationShards);
-    const [cache, pos] = await Promise.all([this.cache.fresh(group), this.advance(group, shard)]);
+    // A retry keeps its key and leaves the shared rotation where it is.
+    const [cache, pos] = await Promise.all([
+      this.cache.fresh(group),
+      request.retry === true ? -shard : this.advance(group, shard),
+    ]);
     // Each shard walks every key in turn (offset by its number), so the sum over shards stays even.
     const picked = pickKey(
       this.cache.views(cache, keys),
@@ -180,7 +184,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       model,
       now,
       request.exclude,
-      request.healthy,
+      request.health,
     );
     if ('retryAt' in picked) return unavailable(picked.retryAt, undefined);
     return { kind: 'key', keyId: picked.keyId };
@@ -205,14 +209,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
           quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
         }
       }
-      const picked = pickKey(
-        this.cache.views(cache, keys),
-        cursor + tries,
-        model,
-        now,
-        skip,
-        request.healthy,
-      );
+      const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip, request.health);
       if ('retryAt' in picked) {
         if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
         // The stale copy may be wrong about that too: decide on the fresh one.
@@ -235,7 +232,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         refused = await this.budgets.claim(ref, model, limits, now);
       }
       if (refused === undefined) {
-        this.cursors.set(group, picked.index + 1);
+        if (request.retry !== true) this.cursors.set(group, picked.index + 1);
         return { kind: 'key', keyId: picked.keyId };
       }
       this.budgets.markFull(ref.budget, model, refused);

@@ -85,12 +85,12 @@ export class MemoryKeyStateStore implements KeyStateStore {
       }
       skip = blocked;
     }
-    const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip, request.healthy);
+    const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip, request.health);
     if ('retryAt' in picked) {
       const next = soonest({ at: picked.retryAt, cause: 'cooling' }, { at: quotaRetryAt, cause: 'quota' });
       return { kind: 'unavailable', retryAt: next.at, cause: next.cause };
     }
-    this.cursors.set(group, (picked.index + 1) % views.length);
+    if (request.retry !== true) this.cursors.set(group, (picked.index + 1) % views.length);
     if (hasLimits(limits)) {
       this.count(`${request.keys[picked.index]!.budget}\u0000${model}`, now, rpmWindow(limits));
     }

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { StateConfig } from '../core/config.js';
+import { type StateConfig, stateWaitAllowanceMs } from '../core/config.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
 import { DynamoDbKeyStateStore } from './dynamodb-store.js';
@@ -7,8 +7,13 @@ import { ensureTable } from './dynamodb-table.js';
 import { FallbackKeyStateStore } from './fallback-store.js';
 import { MemoryKeyStateStore } from './memory-store.js';
 
-/** The DynamoDB client for the state store: bounded calls, one SDK retry (the fallback is the real one). */
-export function stateClient(state: StateConfig, timeoutMs = state.timeout_ms): DynamoDBClient {
+/**
+ * The DynamoDB client for the state store: one SDK retry, calls bounded by the longest a request may wait
+ * on DynamoDB (`stateWaitAllowanceMs`). The fallback store decides what counts as too slow (`timeout_ms`,
+ * `cold_timeout_ms` for a fresh instance's first calls); the client must not cut a call shorter than that,
+ * or a cold connection and a budget claim still waiting for its answer would fail on the client's clock.
+ */
+export function stateClient(state: StateConfig, timeoutMs = stateWaitAllowanceMs(state)): DynamoDBClient {
   const local = state.endpoint !== undefined;
   return new DynamoDBClient({
     endpoint: state.endpoint,
@@ -42,9 +47,32 @@ export async function createStateStore(state: StateConfig, logger: Logger): Prom
     cacheMs: state.cache_ms,
     rotationShards: state.rotation_shards,
   });
-  return new FallbackKeyStateStore(shared, new MemoryKeyStateStore(), {
+  const store = new FallbackKeyStateStore(shared, new MemoryKeyStateStore(), {
     timeoutMs: state.timeout_ms,
+    coldTimeoutMs: state.cold_timeout_ms,
+    outageFailures: state.outage_failures,
+    onOutage: state.on_outage,
     retryAfterMs: state.retry_after_ms,
     logger,
+    // The DynamoDB store answers some calls from its cache: only DynamoDB's own answers show it is up.
+    answers: 'reported',
   });
+  onAnswer(client, () => store.heard());
+  return store;
+}
+
+/**
+ * Calls `listener` whenever DynamoDB answers the client: any HTTP response, errors such as a failed
+ * condition included (each SDK attempt is seen; network errors and timeouts are not answers).
+ */
+export function onAnswer(client: DynamoDBClient, listener: () => void): void {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const out = await next(args);
+      listener();
+      return out;
+    },
+    // Inside the deserializer: sees the raw response before a service error is thrown from it.
+    { step: 'deserialize', priority: 'low', name: 'stateAnswers' },
+  );
 }

@@ -84,8 +84,13 @@ const upstreamSchema = z.strictObject({
     DEFAULT_NATIVE_BASE_URL,
   ),
   connect_timeout_ms: withDefault(positive(), 5_000),
-  /** Time allowed between sending a request and Gemini's response headers. */
+  /** Time allowed between sending a request and Gemini's response headers (streamed and other calls). */
   first_byte_timeout_ms: withDefault(positive(), 60_000),
+  /**
+   * The same for a generation answered whole (not streamed): Gemini sends its headers only when the
+   * answer is done, which takes minutes for thinking models on long prompts.
+   */
+  generation_first_byte_timeout_ms: withDefault(positive(), 300_000),
   /** Bound on a whole client request, attempts and waits included. */
   request_timeout_ms: withDefault(positive(), 600_000),
 });
@@ -128,9 +133,25 @@ const stateSchema = z.strictObject({
   cache_ms: withDefault(nonNegative(), 1000),
   /** Shards of each group's rotation counter: each takes at most 1/shards of the writes. */
   rotation_shards: withDefault(int(z.gte(1, 'expected 1-100'), z.lte(100, 'expected 1-100')), 4),
-  /** Bound on any one DynamoDB call; past it the instance falls back to local state. */
+  /**
+   * How long one DynamoDB call may go unanswered before it counts as a failure. A call that only reads
+   * or rotates is then served from local state; a budget claim keeps waiting (see `stateWaitAllowanceMs`).
+   */
   timeout_ms: withDefault(positive(), 250),
-  /** After a DynamoDB failure, how long to serve from local state before trying DynamoDB again. */
+  /** The same for the calls of a fresh instance until DynamoDB first answers (cold connection, credentials). */
+  cold_timeout_ms: withDefault(positive(), 2000),
+  /** Consecutive failures (errors, or `timeout_ms` without an answer) that make DynamoDB count as down. */
+  outage_failures: withDefault(int(z.gte(1, 'expected 1-100'), z.lte(100, 'expected 1-100')), 3),
+  /**
+   * While DynamoDB is down, requests that need a budget claim (a group with `limits`, a client with
+   * `rpm`) are served from this instance's own budgets (`serve_local`: N instances may grant up to N× a
+   * limit) or refused with 503 `state_unavailable` (`refuse`). Other requests are served either way.
+   */
+  on_outage: withDefault(
+    z.enum(['serve_local', 'refuse'], 'expected "serve_local" or "refuse"'),
+    'serve_local',
+  ),
+  /** Once DynamoDB counts as down, how long to serve from local state before trying DynamoDB again. */
   retry_after_ms: withDefault(positive(), 5000),
 });
 
@@ -169,6 +190,18 @@ export const configSchema = z.strictObject({
 export type ProxyConfig = z.output<typeof configSchema>;
 export type GroupConfig = z.output<typeof groupSchema>;
 export type StateConfig = z.output<typeof stateSchema>;
+
+/**
+ * The longest one request waits on DynamoDB in all: the cold bound for its first call, then one
+ * `timeout_ms` for each further failure it takes to count DynamoDB as down
+ * (`cold_timeout_ms + (outage_failures - 1) × timeout_ms`: 2.5 s with the defaults). Only a budget claim
+ * waits that long; a read or rotation waits one call's bound at most.
+ */
+export function stateWaitAllowanceMs(
+  state: Pick<StateConfig, 'timeout_ms' | 'cold_timeout_ms' | 'outage_failures'>,
+): number {
+  return Math.max(state.cold_timeout_ms, state.timeout_ms) + (state.outage_failures - 1) * state.timeout_ms;
+}
 
 /** A configured key with its quota budget: its project if given, else the key itself. */
 export interface ConfiguredKey {

@@ -1,12 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readText } from './body.js';
-import { CircuitBreakers, type CircuitView } from './circuit-breaker.js';
-import type { ProxyConfig } from './config.js';
+import { type ProxyConfig, stateWaitAllowanceMs } from './config.js';
 import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
 import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';
-import { HealthScores } from './health-score.js';
-import type { BodyStream, ProxyRequest, ProxyResponse, UpstreamClient, UpstreamResponse } from './http.js';
+import {
+  type BodyStream,
+  type ProxyRequest,
+  type ProxyResponse,
+  type UpstreamClient,
+  UpstreamError,
+  type UpstreamResponse,
+} from './http.js';
 import type {
   AcquireRequest,
   Acquisition,
@@ -14,15 +19,23 @@ import type {
   KeyRef,
   KeyStateStore,
   KeyStateUpdate,
-  KeyView,
   QuotaLimits,
 } from './key-state.js';
 import type { Logger } from './logger.js';
 import type { MetricsSink, RequestMetrics } from './metrics.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';
 import { decide } from './policy.js';
-import { cancelled, circuitOpen, clientLimited, keysExhausted, networkFailure } from './refusals.js';
+import {
+  cancelled,
+  circuitOpen,
+  clientLimited,
+  keysExhausted,
+  networkFailure,
+  stateUnavailable,
+} from './refusals.js';
 import type { Scrubber } from './secrets.js';
+import type { StateWrites } from './state-writes.js';
+import type { UpstreamHealth } from './upstream-health.js';
 import { UsageTail } from './usage.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
@@ -50,6 +63,8 @@ export interface ForwardJob {
   readonly started: number;
   /** The client's per-minute limit, if it has one. */
   readonly client: ClientLimit | undefined;
+  /** A generation call, answered as a stream or whole; undefined for anything else (listing, embeddings…). */
+  readonly generation: 'streamed' | 'whole' | undefined;
 }
 
 interface ForwarderDeps {
@@ -60,6 +75,9 @@ interface ForwarderDeps {
   readonly now: () => number;
   readonly scrubber: Scrubber;
   readonly metrics: MetricsSink;
+  /** Circuits and health scores: the instance's, surviving a change of configuration. */
+  readonly health: UpstreamHealth;
+  readonly writes: StateWrites;
 }
 
 /** Per-request bookkeeping shared by the attempt loop and the final log line. */
@@ -81,6 +99,8 @@ interface Attempts {
   lastFailure?: ProxyResponse | undefined;
   /** Soonest end of a quota cooldown this request caused, for Retry-After if attempts run out. */
   quotaRetryAt?: number | undefined;
+  /** A generation call of this request already timed out waiting for Gemini's headers. */
+  slow: boolean;
 }
 
 type KeyResult = { readonly answer: ProxyResponse } | { readonly rotate: true };
@@ -92,42 +112,7 @@ const BODYLESS = new Set(['GET', 'HEAD']);
 
 /** The attempt loop: select a key, call Gemini, classify, record, retry or rotate, answer. */
 export class Forwarder {
-  private readonly pending = new Set<Promise<void>>();
-
-  private readonly breakers: CircuitBreakers;
-  private readonly scores: HealthScores;
-  private readonly healthy: (key: KeyView) => boolean;
-
-  constructor(private readonly deps: ForwarderDeps) {
-    const { policy } = deps.config;
-    this.breakers = new CircuitBreakers({
-      failureThreshold: policy.circuit_failure_threshold,
-      openMs: policy.circuit_open_ms,
-      halfOpenProbes: policy.circuit_half_open_probes,
-    });
-    this.scores = new HealthScores(deps.now);
-    this.healthy = (key) => this.score(key) >= policy.health_floor;
-  }
-
-  /**
-   * A key's health score: this instance's from its own outcomes, halved while the scheduled check's
-   * latest answer for the key (within the last 15 minutes) was a transient failure.
-   */
-  score(key: KeyView): number {
-    const own = this.scores.score(key.keyId);
-    const check = key.lastCheck;
-    const doubted = check?.outcome === 'transient' && this.deps.now() - check.at < 15 * 60_000;
-    return doubted ? Math.round(own * 50) / 100 : own;
-  }
-
-  /** The upstream targets' circuits, for `/health/detailed`. */
-  circuits(now: number): CircuitView[] {
-    return this.breakers.views(now);
-  }
-
-  async settle(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all(this.pending);
-  }
+  constructor(private readonly deps: ForwarderDeps) {}
 
   async forward(job: ForwardJob): Promise<ProxyResponse> {
     const { request } = job;
@@ -144,7 +129,8 @@ export class Forwarder {
       upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
       keyCooldowns: 0,
       deadline,
-      stateWaitMs: this.deps.config.state.timeout_ms,
+      stateWaitMs: stateWaitAllowanceMs(this.deps.config.state),
+      slow: false,
     };
     try {
       return await this.attempt(job, state);
@@ -168,7 +154,7 @@ export class Forwarder {
       for (const group of job.groups) {
         while (state.count < config.policy.max_attempts) {
           // Checked before every key: a circuit this request's own failures opened stops it too.
-          const admission = this.breakers.admit(this.targetOf(job, group), now());
+          const admission = this.deps.health.admit(this.targetOf(job, group));
           if (!admission.admitted) {
             // Gemini at this target keeps failing: don't spend a key on it; another group may serve.
             circuitRetryAt = Math.min(circuitRetryAt ?? Infinity, admission.retryAt);
@@ -183,12 +169,16 @@ export class Forwarder {
             limits: group.limits,
             // The client's own limit is counted once per request, with its first acquisition.
             client: clientCounted ? undefined : job.client,
-            healthy: this.healthy,
+            health: this.deps.health.selection,
           });
           clientCounted = true;
           if (acquisition.kind === 'client_limited') {
             state.refusal = 'client_rate_limited';
             return this.finish(job, state, clientLimited(acquisition.retryAt - now()));
+          }
+          if (acquisition.kind === 'state_unavailable') {
+            state.refusal = 'state_unavailable';
+            return this.finish(job, state, stateUnavailable(acquisition.retryAt - now()));
           }
           if (acquisition.kind === 'unavailable') {
             if (acquisition.retryAt !== undefined) {
@@ -248,7 +238,8 @@ export class Forwarder {
     state: Attempts,
     signal: AbortSignal,
   ): Promise<KeyResult> {
-    const { config, now, logger } = this.deps;
+    const { config, now, logger, health } = this.deps;
+    const target = this.targetOf(job, group);
     for (let retries = 0; ; retries++) {
       state.count++;
       const sent = now();
@@ -257,10 +248,11 @@ export class Forwarder {
       try {
         const response = await this.deps.upstream.send(this.upstreamRequest(job, group, keyId, signal));
         state.timeToFirstByteMs = now() - sent;
-        if (response.status < 400) this.scores.success(keyId, state.timeToFirstByteMs);
         // Any answer but a transient failure shows the target is up (429s and 4xx included).
-        if (response.status !== 500 && response.status !== 502 && response.status !== 503) {
-          this.breakers.succeeded(this.targetOf(job, group));
+        if (response.status === 500 || response.status === 502 || response.status === 503) {
+          health.failed(target, keyId);
+        } else {
+          health.answered(target, keyId, response.status < 400 ? state.timeToFirstByteMs : undefined);
         }
         if (response.status < 400) {
           this.record({
@@ -277,16 +269,24 @@ export class Forwarder {
         answer = this.errorAnswer(job, response, text);
       } catch (err) {
         if (signal.aborted) return { answer: this.finish(job, state, cancelled(job.request.signal.aborted)) };
-        outcome = { kind: 'transient' };
         answer = networkFailure(err);
+        if (
+          job.generation !== undefined &&
+          err instanceof UpstreamError &&
+          err.kind === 'first_byte_timeout'
+        ) {
+          // Gemini got the call and is slow with it: that says nothing about the key or the target.
+          outcome = { kind: 'slow', resent: state.slow };
+          state.slow = true;
+        } else {
+          health.unreachable(target);
+          outcome = { kind: 'transient' };
+        }
       }
-      if (outcome.kind === 'transient') {
-        this.breakers.failed(this.targetOf(job, group), now());
-        this.scores.failure(keyId);
-        state.upstreamErrors.transient++;
-      } else if (outcome.kind === 'quota') state.upstreamErrors.quota++;
+      if (outcome.kind === 'transient' || outcome.kind === 'slow') state.upstreamErrors.transient++;
+      else if (outcome.kind === 'quota') state.upstreamErrors.quota++;
       else if (outcome.kind === 'dead_key') {
-        this.scores.failure(keyId);
+        health.deadKey(keyId);
         state.upstreamErrors.deadKey++;
       }
       const decision = decide(outcome, retries, now(), config.policy);
@@ -304,16 +304,12 @@ export class Forwarder {
         case 'answer':
           return { answer: this.finish(job, state, answer) };
         case 'retry_same_key':
-          if (!this.breakers.admit(this.targetOf(job, group), now()).admitted) {
-            // This request's own failures opened the circuit: no more calls to this target.
+          if (!health.admit(target).admitted || state.count >= config.policy.max_attempts) {
+            // This request's own failures opened the circuit, or its attempts are spent.
             state.lastFailure = answer;
             return { rotate: true };
           }
           state.retries++;
-          if (state.count >= config.policy.max_attempts) {
-            state.lastFailure = answer;
-            return { rotate: true };
-          }
           if (!(await sleep(decision.delayMs, true, { signal }).catch(() => false))) {
             return { answer: this.finish(job, state, cancelled(job.request.signal.aborted)) };
           }
@@ -327,6 +323,7 @@ export class Forwarder {
               now: now(),
               exclude: new Set(),
               limits: group.limits,
+              retry: true,
             });
             if (again.kind !== 'key') {
               state.lastFailure = answer;
@@ -354,7 +351,7 @@ export class Forwarder {
             });
           }
           // A quota refusal is not the client's answer: another key (or our own 429) will be.
-          state.lastFailure = outcome.kind === 'transient' ? answer : undefined;
+          state.lastFailure = outcome.kind === 'transient' || outcome.kind === 'slow' ? answer : undefined;
           if (outcome.kind === 'quota' && decision.cooldown !== undefined) {
             state.quotaRetryAt = Math.min(state.quotaRetryAt ?? Infinity, decision.cooldown.until);
           }
@@ -408,7 +405,11 @@ export class Forwarder {
       body: hasBody ? job.body : undefined,
       signal,
       connectTimeoutMs: this.deps.config.upstream.connect_timeout_ms,
-      firstByteTimeoutMs: this.deps.config.upstream.first_byte_timeout_ms,
+      // Gemini sends a whole answer's headers only once the answer is done: minutes for thinking models.
+      firstByteTimeoutMs:
+        job.generation === 'whole'
+          ? this.deps.config.upstream.generation_first_byte_timeout_ms
+          : this.deps.config.upstream.first_byte_timeout_ms,
     };
   }
 
@@ -513,20 +514,11 @@ export class Forwarder {
       refusal: state.refusal,
       inputTokens: state.tokens?.input,
       outputTokens: state.tokens?.output,
-      openCircuits: this.breakers.views(this.deps.now()).filter((c) => c.state === 'open').length,
+      openCircuits: this.deps.health.openCircuits(),
     });
   }
 
-  /** Starts a state write; failures are logged, never dropped silently, and `settle` awaits them. */
   private record(update: KeyStateUpdate): void {
-    const write = this.deps.store.record(update).catch((err: unknown) => {
-      this.deps.logger.error('state write failed', {
-        kind: update.kind,
-        keyId: update.keyId,
-        error: err instanceof Error ? err.message : 'unknown',
-      });
-    });
-    this.pending.add(write);
-    void write.finally(() => this.pending.delete(write));
+    this.deps.writes.record(update);
   }
 }

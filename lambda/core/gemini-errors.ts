@@ -23,6 +23,11 @@ export type UpstreamOutcome =
   | { kind: 'quota'; scope: 'day' | 'short'; retryDelayMs: number | undefined }
   /** 500/502/503, network failure, first-byte timeout: retry, never blacklist. */
   | { kind: 'transient' }
+  /**
+   * A generation call got no response headers within its bound. Gemini may still be working on (and
+   * billing) it, so it is re-sent at most once per request (`resent`: this request already did).
+   */
+  | { kind: 'slow'; resent: boolean }
   /** Anything else: the client's own problem (or a 504 on the request itself), returned unchanged. */
   | { kind: 'client_error' };
 

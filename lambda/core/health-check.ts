@@ -26,7 +26,19 @@ export interface CheckedGroup {
   readonly keys: ReadonlyMap<string, string>;
 }
 
-export type CheckOutcome = 'valid' | 'dead' | 'quota' | 'transient' | 'skipped';
+/**
+ * What one check saw. Only `transient` (Gemini answered 5xx for this key) lowers the key's score in the
+ * proxies; `client_error` (another 4xx) and `unreachable` (no answer: network, DNS, timeout) say nothing
+ * about the key, so they are noted and otherwise leave it as it is.
+ */
+export type CheckOutcome =
+  | 'valid'
+  | 'dead'
+  | 'quota'
+  | 'transient'
+  | 'client_error'
+  | 'unreachable'
+  | 'skipped';
 
 export interface KeyCheck {
   readonly group: string;
@@ -80,12 +92,14 @@ async function checkKey(
         return { dead: outcome.reason };
       case 'quota':
         return 'quota';
-      default:
+      case 'client_error':
         // A 4xx to a plain model listing is not the key's fault we can act on: leave the key as it is.
+        return 'client_error';
+      default:
         return 'transient';
     }
   } catch {
-    return signal.aborted ? 'skipped' : 'transient';
+    return signal.aborted ? 'skipped' : 'unreachable';
   }
 }
 
@@ -128,7 +142,7 @@ export async function runHealthCheck(
         });
       }
       if (result !== 'skipped') {
-        // Noted for the proxies' health scores (a transient failure here lowers the key's score).
+        // Noted for the proxies' health scores (only a transient failure here lowers the key's score).
         await deps.store.record({
           kind: 'checked',
           group: item.group,

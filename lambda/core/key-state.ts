@@ -49,8 +49,20 @@ export interface AcquireRequest {
   readonly client?: ClientLimit | undefined;
   /** How long this call may still wait on shared state: what is left of the request's allowance. */
   readonly waitBudgetMs?: number | undefined;
-  /** Prefer keys this accepts (health score at or above the floor) while any such key is usable. */
-  readonly healthy?: ((key: KeyView) => boolean) | undefined;
+  /** Health scores: keys scoring far below the best usable key are passed over (see {@link pickKey}). */
+  readonly health?: HealthPreference | undefined;
+  /**
+   * A retry re-claiming budget for the key the request already holds (`keys` lists just that key): the
+   * group's rotation is left where it is.
+   */
+  readonly retry?: boolean | undefined;
+}
+
+/** How selection weighs health scores: a key is passed over while it scores below `floor` × the best. */
+export interface HealthPreference {
+  readonly score: (key: KeyView) => number;
+  /** 0–1; 0 turns the preference off. */
+  readonly floor: number;
 }
 
 export interface ClientLimit {
@@ -71,7 +83,12 @@ export type Acquisition =
       readonly cause: 'cooling' | 'quota' | 'none';
     }
   /** The client is over its own per-minute limit; no key was handed out. */
-  | { readonly kind: 'client_limited'; readonly retryAt: number };
+  | { readonly kind: 'client_limited'; readonly retryAt: number }
+  /**
+   * The request needs a budget claim and the shared state can't take it now (down, with the outage
+   * policy `refuse`, or not answering in time); no key was handed out. `retryAt`: when to try again.
+   */
+  | { readonly kind: 'state_unavailable'; readonly retryAt: number };
 
 interface UpdateBase {
   readonly group: string;
@@ -122,8 +139,9 @@ export function isUsable(key: KeyView, model: string, now: number): boolean {
 
 /**
  * Round-robin from `start`: the first usable key not excluded, or the soonest time one frees up. With
- * `healthy`, keys it rejects (a low health score) are passed over as long as a usable key it accepts
- * exists; only then are they used. Returns the chosen index so a store can continue the rotation after it.
+ * `health`, a key scoring below `floor` × the best score among the usable keys is passed over as long as
+ * a better one is usable: scores rank keys against each other, so a failure that hit every key alike
+ * (all scores low) leaves the rotation even. Returns the chosen index so a store can continue after it.
  */
 export function pickKey(
   keys: readonly KeyView[],
@@ -131,11 +149,12 @@ export function pickKey(
   model: string,
   now: number,
   exclude: ReadonlySet<string>,
-  healthy?: (key: KeyView) => boolean,
+  health?: HealthPreference,
 ): { keyId: string; index: number } | { retryAt: number | undefined } {
   const n = keys.length;
   let retryAt: number | undefined;
-  let fallback: { keyId: string; index: number } | undefined;
+  const usable: Array<{ keyId: string; index: number; score: number }> = [];
+  let best = 0;
   for (let i = 0; i < n; i++) {
     const index = (((start + i) % n) + n) % n;
     const key = keys[index]!;
@@ -146,8 +165,11 @@ export function pickKey(
       continue;
     }
     if (exclude.has(key.keyId)) continue;
-    if (healthy === undefined || healthy(key)) return { keyId: key.keyId, index };
-    fallback ??= { keyId: key.keyId, index };
+    if (health === undefined || health.floor === 0) return { keyId: key.keyId, index };
+    const score = health.score(key);
+    usable.push({ keyId: key.keyId, index, score });
+    best = Math.max(best, score);
   }
-  return fallback ?? { retryAt };
+  const chosen = usable.find((k) => k.score >= health!.floor * best);
+  return chosen === undefined ? { retryAt } : { keyId: chosen.keyId, index: chosen.index };
 }

@@ -12,7 +12,12 @@ export interface RequestMetrics {
   readonly upstreamErrors: { readonly transient: number; readonly quota: number; readonly deadKey: number };
   readonly keyCooldowns: number;
   /** The proxy's own refusal, if it answered without passing on a Gemini answer. */
-  readonly refusal: 'keys_exhausted' | 'circuit_open' | 'client_rate_limited' | undefined;
+  readonly refusal:
+    | 'keys_exhausted'
+    | 'circuit_open'
+    | 'client_rate_limited'
+    | 'state_unavailable'
+    | undefined;
   /** Tokens from Gemini's `usage`, when the answer reported them. */
   readonly inputTokens?: number | undefined;
   readonly outputTokens?: number | undefined;

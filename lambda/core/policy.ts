@@ -32,6 +32,9 @@ export function decide(
       return { action: 'invalidate_and_rotate', reason: outcome.reason };
     case 'quota':
       return { action: 'cool_and_rotate', cooldown: quotaCooldown(outcome, now, policy) };
+    case 'slow':
+      // Slow is not broken: no cooldown, and one more key at most (each attempt may be billed).
+      return outcome.resent ? { action: 'answer' } : { action: 'cool_and_rotate', cooldown: undefined };
     case 'transient':
       if (transientRetriesSoFar < policy.transient_retries) {
         return { action: 'retry_same_key', delayMs: policy.transient_retry_delay_ms };

@@ -10,6 +10,8 @@ import { openAiError } from './openai-errors.js';
 import { hasLimits } from './quota.js';
 import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
 import { keyId, Scrubber, TokenVerifier } from './secrets.js';
+import { StateWrites } from './state-writes.js';
+import { UpstreamHealth } from './upstream-health.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -20,9 +22,20 @@ export interface ProxyDeps {
   readonly now?: () => number;
   /** Where request metrics go. @default none */
   readonly metrics?: MetricsSink;
+  /**
+   * What the instance learns of Gemini (circuits, health scores). Give the same one to each proxy an
+   * instance builds, so a new configuration keeps it. @default a new one
+   */
+  readonly health?: UpstreamHealth;
+  /** Pending state writes, likewise shared across configurations. @default a new one */
+  readonly writes?: StateWrites;
 }
 
 const JSON_TYPE = /^application\/(.+\+)?json\b/i;
+/** OpenAI-compatible calls that generate (and may take minutes to answer whole). */
+const OPENAI_GENERATION = /^(chat\/completions|completions|responses|images\/generations)$/;
+/** Native generation methods: `…:generateContent` (whole) and `…:streamGenerateContent` (streamed). */
+const NATIVE_GENERATION = /:(stream)?generateContent$/i;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 function buildGroup(group: GroupConfig): KeyGroup {
@@ -72,6 +85,8 @@ export class GeminiProxy {
   private readonly groups: readonly KeyGroup[];
   private readonly forwarder: Forwarder;
   private readonly metrics: MetricsSink;
+  private readonly health: UpstreamHealth;
+  private readonly writes: StateWrites;
 
   constructor(deps: ProxyDeps) {
     this.config = deps.config;
@@ -86,6 +101,8 @@ export class GeminiProxy {
       ...deps.config.groups.flatMap((g) => configuredKeys(g).map((k) => k.apiKey)),
       ...tokens.flatMap((t) => (t.token === undefined ? [] : [t.token])),
     ];
+    this.health = deps.health ?? new UpstreamHealth(deps.config.policy, this.now);
+    this.writes = deps.writes ?? new StateWrites(deps.store, deps.logger);
     this.forwarder = new Forwarder({
       config: deps.config,
       store: deps.store,
@@ -94,6 +111,8 @@ export class GeminiProxy {
       now: this.now,
       scrubber: new Scrubber(secrets),
       metrics: this.metrics,
+      health: this.health,
+      writes: this.writes,
     });
   }
 
@@ -121,7 +140,7 @@ export class GeminiProxy {
 
   /** Resolves once every state write started so far has settled (entries await this before ending). */
   settle(): Promise<void> {
-    return this.forwarder.settle();
+    return this.writes.settle();
   }
 
   private async route(request: ProxyRequest, route: Route, started: number): Promise<ProxyResponse> {
@@ -173,10 +192,13 @@ export class GeminiProxy {
     }
 
     let model: string;
+    let generation: 'streamed' | 'whole' | undefined;
     if (route.kind === 'native') {
       model = normalizeModel(route.model);
+      const method = NATIVE_GENERATION.exec(request.path);
+      if (method !== null) generation = method[1] === undefined ? 'whole' : 'streamed';
     } else {
-      const parsed = this.modelFromBody(request, body);
+      const parsed = this.fieldsFromBody(request, body);
       if (parsed === undefined) {
         this.logRefusal(request, 400, started);
         return openAiError(
@@ -186,7 +208,8 @@ export class GeminiProxy {
           'invalid_json',
         );
       }
-      model = parsed;
+      model = parsed.model;
+      if (OPENAI_GENERATION.test(route.rest)) generation = parsed.stream ? 'streamed' : 'whole';
     }
     // Model names become parts of state keys and log fields: keep them to what Gemini's names look like.
     if (model !== '' && !MODEL_NAME.test(model)) {
@@ -211,22 +234,33 @@ export class GeminiProxy {
       groups: this.groupsFor(model),
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
+      generation,
     });
   }
 
-  /** The body's `model` ('' if none or not JSON); undefined when a JSON body does not parse. */
-  private modelFromBody(request: ProxyRequest, body: Uint8Array): string | undefined {
-    if (body.byteLength === 0) return '';
+  /**
+   * The body's `model` ('' if none or not JSON) and whether it asks for a stream; undefined when a JSON
+   * body does not parse.
+   */
+  private fieldsFromBody(
+    request: ProxyRequest,
+    body: Uint8Array,
+  ): { model: string; stream: boolean } | undefined {
+    const none = { model: '', stream: false };
+    if (body.byteLength === 0) return none;
     const type = headerValue(request.headers, 'content-type');
-    if (type !== undefined && !JSON_TYPE.test(type)) return '';
+    if (type !== undefined && !JSON_TYPE.test(type)) return none;
     let parsed: unknown;
     try {
       parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
     } catch {
       return undefined;
     }
-    const model = (parsed as { model?: unknown } | null)?.model;
-    return typeof model === 'string' ? normalizeModel(model) : '';
+    const fields = parsed as { model?: unknown; stream?: unknown } | null;
+    return {
+      model: typeof fields?.model === 'string' ? normalizeModel(fields.model) : '',
+      stream: fields?.stream === true,
+    };
   }
 
   /** Groups that list the model; if none does, every group in order. */
@@ -251,7 +285,7 @@ export class GeminiProxy {
           id: v.keyId,
           status: v.status,
           reason: v.reason ?? null,
-          score: this.forwarder.score(v),
+          score: this.health.score(v),
           lastCheck:
             v.lastCheck === undefined ? null : { ...v.lastCheck, at: new Date(v.lastCheck.at).toISOString() },
           cooling,
@@ -259,7 +293,7 @@ export class GeminiProxy {
       });
       groups.push({ name: group.name, total: views.length, counts, keys });
     }
-    return { status: 'ok', groups, circuits: this.forwarder.circuits(now) };
+    return { status: 'ok', groups, circuits: this.health.circuits() };
   }
 
   private logRefusal(request: ProxyRequest, status: number, started: number): void {

@@ -62,3 +62,19 @@ export function circuitOpen(waitMs: number): ProxyResponse {
     { 'retry-after': String(seconds) },
   );
 }
+
+/**
+ * The request needs a budget claim (a group with `limits`, a client with `rpm`) and the shared state
+ * (DynamoDB) could not take it: down with `state.on_outage: refuse`, or not answering within the request's
+ * allowance. Refused rather than risk passing the configured limits; Gemini is not called.
+ */
+export function stateUnavailable(waitMs: number): ProxyResponse {
+  const seconds = retryAfterSeconds(waitMs);
+  return openAiError(
+    503,
+    `The proxy's shared quota state is unavailable, so it cannot count this request against its limits. Retry in ${seconds}s.`,
+    'server_error',
+    'state_unavailable',
+    { 'retry-after': String(seconds) },
+  );
+}

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import middy from '@middy/core';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import { type ProxyFunctionEnv, ProxyRuntime } from './runtime.js';
@@ -45,67 +44,110 @@ function toRequest(event: FunctionUrlEvent, deadlineAt: number): ProxyRequest {
   };
 }
 
-/**
- * The body as a Node stream whose end waits for the instance's state writes: Lambda on Node 24 no
- * longer waits for promises left pending after the response, so they are awaited in-stream.
- */
-function toStream(body: ProxyResponse['body'], settle: () => Promise<void>): Readable {
-  async function* chunks(): AsyncGenerator<Uint8Array> {
-    try {
-      if (typeof body === 'string' || body instanceof Uint8Array) {
-        // Even an empty body gets one (empty) write: the runtime sends the status with the first write.
-        yield typeof body === 'string' ? Buffer.from(body) : body;
-      } else {
-        let wrote = false;
-        for await (const chunk of body) {
-          wrote = true;
-          yield chunk;
-        }
-        if (!wrote) yield Buffer.alloc(0);
-      }
-    } finally {
-      await settle();
-    }
-  }
-  // Object mode so that an empty chunk is still written (a byte stream would drop it).
-  return Readable.from(chunks(), { objectMode: true });
+/** The Lambda runtime's streaming globals (no npm package: the runtime defines them). */
+interface ResponseStream {
+  write(chunk: Uint8Array | string): boolean;
+  end(callback?: () => void): void;
+  once(event: 'drain', listener: () => void): unknown;
+}
+declare const awslambda: {
+  streamifyResponse(
+    handler: (event: FunctionUrlEvent, stream: ResponseStream, context: LambdaContext) => Promise<void>,
+  ): unknown;
+  HttpResponseStream: {
+    from(
+      stream: ResponseStream,
+      prelude: { statusCode: number; headers: Record<string, string> },
+    ): ResponseStream;
+  };
+};
+
+interface StreamedAnswer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string>;
+  readonly body: ProxyResponse['body'];
+  /** Awaits the instance's state writes: Lambda on Node 24 no longer waits for promises left pending. */
+  readonly settle: () => Promise<void>;
 }
 
 /**
- * Lambda entry, streamed through a function URL (`InvokeMode.RESPONSE_STREAM`). The core decides the
- * status once Gemini's headers arrive (retries happen before), so middy writes the prelude with the real
- * status and then pipes the body chunk by chunk. Errors can't reach middy's onError once streaming has
- * begun; the core never throws and ends a failed SSE stream with an in-band error event instead.
+ * Writes an answer to the runtime's response stream: the prelude with the status on the first write
+ * (an empty body still gets one, or the status is lost), then each chunk as it comes.
+ *
+ * A body that fails midway (Gemini's connection cut, the deadline) is never ended as if it were whole and
+ * the stream is never destroyed: destroying it rejects promises inside AWS's runtime client that nobody
+ * awaits, which kills the process. The error is thrown instead, with the stream left open; the runtime
+ * then ends the response with its error trailers, so the client sees a cut body, not a complete one.
  */
-export const handler = middy<FunctionUrlEvent, unknown, Error, LambdaContext>({
-  streamifyResponse: true,
-}).handler(async (event: FunctionUrlEvent, context: LambdaContext) => {
+async function writeAnswer(answer: StreamedAnswer, responseStream: ResponseStream): Promise<void> {
+  const stream = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: answer.statusCode,
+    headers: answer.headers,
+  });
+  const write = async (chunk: Uint8Array | string) => {
+    if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.once('drain', resolve));
+  };
   try {
-    runtime ??= new ProxyRuntime(process.env as ProxyFunctionEnv);
-  } catch (err) {
-    // A deployment problem (settings, variables): answer plainly and say why in the log, every time.
-    const message = err instanceof Error ? err.message : 'unknown';
-    process.stdout.write(
-      `${JSON.stringify({ level: 'error', message: 'proxy cannot start', problem: message })}\n`,
-    );
-    return {
-      statusCode: 503,
-      headers: { 'content-type': 'application/json', 'x-request-id': event.requestContext.requestId },
-      body: JSON.stringify({
-        error: {
-          message: 'The proxy is misconfigured; see its logs.',
-          type: 'server_error',
-          param: null,
-          code: 'proxy_misconfigured',
-        },
-      }),
-    };
+    const { body } = answer;
+    if (typeof body === 'string' || body instanceof Uint8Array) {
+      await write(body);
+    } else {
+      let wrote = false;
+      for await (const chunk of body) {
+        wrote = true;
+        await write(chunk);
+      }
+      if (!wrote) await write(new Uint8Array(0));
+    }
+  } finally {
+    await answer.settle();
   }
-  const current = runtime;
-  // End the request (cleanly: 504 before Gemini answers, an SSE error event after) before Lambda's own end.
-  const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - ABORT_MARGIN_MS;
-  const response = await current.handle(toRequest(event, deadlineAt));
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(response.headers)) if (!DROP.has(name)) headers[name] = value;
-  return { statusCode: response.status, headers, body: toStream(response.body, () => current.settle()) };
+  await new Promise<void>((resolve) => stream.end(resolve));
+}
+
+/**
+ * The request side, as middy middleware can wrap it: event in, the answer out with its body still to
+ * stream. The core decides the status once Gemini's headers arrive (retries happen before).
+ */
+const answer = middy<FunctionUrlEvent, StreamedAnswer, Error, LambdaContext>().handler(
+  async (event: FunctionUrlEvent, context: LambdaContext): Promise<StreamedAnswer> => {
+    try {
+      runtime ??= new ProxyRuntime(process.env as ProxyFunctionEnv);
+    } catch (err) {
+      // A deployment problem (settings, variables): answer plainly and say why in the log, every time.
+      const message = err instanceof Error ? err.message : 'unknown';
+      process.stdout.write(
+        `${JSON.stringify({ level: 'error', message: 'proxy cannot start', problem: message })}\n`,
+      );
+      return {
+        statusCode: 503,
+        headers: { 'content-type': 'application/json', 'x-request-id': event.requestContext.requestId },
+        body: JSON.stringify({
+          error: {
+            message: 'The proxy is misconfigured; see its logs.',
+            type: 'server_error',
+            param: null,
+            code: 'proxy_misconfigured',
+          },
+        }),
+        settle: async () => undefined,
+      };
+    }
+    const current = runtime;
+    // End the request (cleanly: 504 before Gemini answers, an SSE error event after) before Lambda's own end.
+    const deadlineAt = Date.now() + context.getRemainingTimeInMillis() - ABORT_MARGIN_MS;
+    const response = await current.handle(toRequest(event, deadlineAt));
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(response.headers)) if (!DROP.has(name)) headers[name] = value;
+    return { statusCode: response.status, headers, body: response.body, settle: () => current.settle() };
+  },
+);
+
+/**
+ * Lambda entry, streamed through a function URL (`InvokeMode.RESPONSE_STREAM`): middy runs the request
+ * side, {@link writeAnswer} the streaming side. The streaming is not middy's own (its `pipeline` destroys
+ * the runtime's stream when a body fails, which crashes AWS's runtime client).
+ */
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  await writeAnswer(await answer(event, context), responseStream);
 });

@@ -13,6 +13,8 @@ import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
+import { StateWrites } from '../core/state-writes.js';
+import { UpstreamHealth } from '../core/upstream-health.js';
 
 /** Every environment variable the proxy function reads; the stack sets exactly these (tests hold both to it). */
 export const PROXY_FUNCTION_ENV = [
@@ -41,7 +43,8 @@ type Current =
 
 /**
  * Everything one Lambda instance keeps between invocations: the state store, the upstream client, the
- * two cached secrets and the proxy built from them (rebuilt when a secret changes).
+ * two cached secrets and the proxy built from them (rebuilt when a secret changes), and what outlives
+ * any one configuration: circuits and health scores, and the state writes still in flight.
  */
 export class ProxyRuntime {
   readonly logger: Logger;
@@ -52,7 +55,11 @@ export class ProxyRuntime {
   private readonly settings: Record<string, unknown>;
   private readonly table: string;
   private built: { keys: string; tokens: string; proxy: GeminiProxy } | undefined;
+  /** Secret texts already found invalid: not parsed again until one of them changes. */
+  private rejected: { keys: string; tokens: string; result: Current } | undefined;
   private lastProblem: string | undefined;
+  private health: UpstreamHealth | undefined;
+  private writes: StateWrites | undefined;
   private readonly metrics: MetricsSink;
 
   constructor(env: ProxyFunctionEnv, options: { logger?: Logger; secrets?: SecretsManagerClient } = {}) {
@@ -96,7 +103,7 @@ export class ProxyRuntime {
 
   /** Awaits every state write started so far and flushes buffered counters (before a stream ends). */
   async settle(): Promise<void> {
-    await this.built?.proxy.settle();
+    await this.writes?.settle();
     await (await this.store).flush();
   }
 
@@ -108,7 +115,9 @@ export class ProxyRuntime {
         : { kind: 'unavailable', message: 'The proxy could not read its secrets yet; try again shortly.' };
     }
     if (this.built === undefined || this.built.keys !== keys || this.built.tokens !== tokens) {
-      const result = await this.build(keys, tokens);
+      const known = this.rejected?.keys === keys && this.rejected.tokens === tokens;
+      const result = known ? this.rejected!.result : await this.build(keys, tokens);
+      this.rejected = result.kind === 'ready' ? undefined : { keys, tokens, result };
       if (result.kind === 'ready') {
         this.built = { keys, tokens, proxy: result.proxy };
         this.lastProblem = undefined;
@@ -148,14 +157,20 @@ export class ProxyRuntime {
           groups: keys.groups,
           state: lambdaState(this.settings, this.table),
         });
+        const store = await this.store;
+        // The policy comes from the stack's settings, not the secrets: the same for every build.
+        this.health ??= new UpstreamHealth(config.policy);
+        this.writes ??= new StateWrites(store, this.logger);
         return {
           kind: 'ready',
           proxy: new GeminiProxy({
             config,
-            store: await this.store,
+            store,
             upstream: this.upstream,
             logger: this.logger,
             metrics: this.metrics,
+            health: this.health,
+            writes: this.writes,
           }),
         };
       } catch (err) {

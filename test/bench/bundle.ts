@@ -4,7 +4,7 @@
  * DynamoDB client from node_modules. Prints one JSON line. Medians of fresh processes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -31,22 +31,26 @@ function importMs(specifier: string): number {
 }
 
 const outdir = mkdtempSync(join(tmpdir(), 'gp-bench-bundle-'));
-const app = new App({ outdir });
-const stack = new GeminiProxyStack(app, 'BenchBundle');
-app.synth();
-const fn = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))[0]!;
-const bundle = join(outdir, `asset.${String(fn.Properties.Code.S3Key).replace(/\.zip$/, '')}`, 'index.mjs');
+try {
+  const app = new App({ outdir });
+  const stack = new GeminiProxyStack(app, 'BenchBundle');
+  app.synth();
+  const fn = Object.values(Template.fromStack(stack).findResources('AWS::Lambda::Function'))[0]!;
+  const bundle = join(outdir, `asset.${String(fn.Properties.Code.S3Key).replace(/\.zip$/, '')}`, 'index.mjs');
 
-process.stdout.write(
-  `${JSON.stringify({
-    bench: 'bundle',
-    node: process.version,
-    bundle_bytes: statSync(bundle).size,
-    bundle_kib: Math.round(statSync(bundle).size / 102.4) / 10,
-    bundle_import_ms_p50: importMs(pathToFileURL(bundle).href),
-    bare_sdk_dynamodb_client_import_ms_p50: importMs(
-      pathToFileURL(join(process.cwd(), 'node_modules/@aws-sdk/client-dynamodb/dist-cjs/index.js')).href,
-    ),
-    runs: RUNS,
-  })}\n`,
-);
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'bundle',
+      node: process.version,
+      bundle_bytes: statSync(bundle).size,
+      bundle_kib: Math.round(statSync(bundle).size / 102.4) / 10,
+      bundle_import_ms_p50: importMs(pathToFileURL(bundle).href),
+      bare_sdk_dynamodb_client_import_ms_p50: importMs(
+        pathToFileURL(join(process.cwd(), 'node_modules/@aws-sdk/client-dynamodb/dist-cjs/index.js')).href,
+      ),
+      runs: RUNS,
+    })}\n`,
+  );
+} finally {
+  rmSync(outdir, { recursive: true, force: true });
+}

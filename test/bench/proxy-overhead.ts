@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,6 +234,7 @@ async function main(): Promise<void> {
       child.kill('SIGTERM');
       await once(child, 'exit');
     }
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

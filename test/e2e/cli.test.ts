@@ -1,17 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
+import { tempDirs } from '../support/temp-dir.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
 const KEY = 'fake-key-cli-000001';
 const TOKEN = 'cli-client-token';
+const tempDir = tempDirs();
+/** The servers' TMPDIR, where tsx keeps its cache and IPC pipes, so that they go with the other temp dirs. */
+let childTmp: string;
 
 interface Started {
   readonly child: ChildProcess;
@@ -19,13 +22,20 @@ interface Started {
   readonly output: string[];
 }
 
-/** Runs `lambda/local/server.ts` as `npm start` does, in a directory of its own. */
+/** Runs `lambda/local/server.ts` as `npm start` does, in a directory of its own; stopped when the test ends. */
 function run(env: Record<string, string>, cwd: string): ChildProcess {
-  return spawn(TSX, [join(process.cwd(), 'lambda/local/server.ts')], {
+  const child = spawn(TSX, [join(process.cwd(), 'lambda/local/server.ts')], {
     cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', TMPDIR: childTmp, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  onTestFinished(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    await exited;
+  });
+  return child;
 }
 
 async function start(env: Record<string, string>, cwd: string): Promise<Started> {
@@ -62,7 +72,8 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
 
   beforeAll(async () => {
     fake = await startFakeGemini({ keys: [KEY] });
-    dir = mkdtempSync(join(tmpdir(), 'gp-cli-'));
+    childTmp = tempDir('gp-cli-tmp-');
+    dir = tempDir('gp-cli-');
   });
   afterAll(async () => {
     await fake.close();
@@ -109,7 +120,7 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
     const engine = dynalite({ createTableMs: 0 });
     await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
     const endpoint = `http://127.0.0.1:${engine.address().port}`;
-    const ddb = mkdtempSync(join(tmpdir(), 'gp-cli-ddb-'));
+    const ddb = tempDir('gp-cli-ddb-');
     writeFileSync(
       join(ddb, 'config.yaml'),
       `client_tokens: [${TOKEN}]\ngroups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n`,
@@ -138,7 +149,7 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
   });
 
   it('refuses to start on an invalid config, naming the field and not the key', async () => {
-    const bad = mkdtempSync(join(tmpdir(), 'gp-cli-bad-'));
+    const bad = tempDir('gp-cli-bad-');
     writeFileSync(
       join(bad, 'config.yaml'),
       `client_tokens: [${TOKEN}]\ngroups:\n  - name: a\n    api_keys: [${KEY}]\n  - name: b\n    api_keys: []\n`,
@@ -151,7 +162,7 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
   });
 
   it('refuses to run without client tokens on a non-loopback host', async () => {
-    const open = mkdtempSync(join(tmpdir(), 'gp-cli-open-'));
+    const open = tempDir('gp-cli-open-');
     writeFileSync(
       join(open, 'config.yaml'),
       'server: { allow_unauthenticated: true }\ngroups: [{ name: a, api_keys: [k] }]\n',
@@ -164,7 +175,7 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
   });
 
   it('explains how to configure when nothing is configured', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'gp-cli-empty-'));
+    const empty = tempDir('gp-cli-empty-');
     const { code, stderr } = await failure({}, empty);
     expect(code).toBe(1);
     expect(stderr).toContain('GEMINI_API_KEYS');

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
@@ -11,7 +10,9 @@ import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.j
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 import { functionUrlEvent, installAwsLambdaStub, invokeStreaming } from '../support/lambda-stub.js';
 import { type SecretsDouble, startSecretsDouble } from '../support/secrets-double.js';
+import { tempDirs } from '../support/temp-dir.js';
 
+const tempDir = tempDirs();
 const KEYS = ['fake-key-bundle-0001', 'fake-key-bundle-0002'];
 const NEW_KEY = 'fake-key-bundle-0003';
 const TOKEN = 'bundle-client-token-secret';
@@ -40,7 +41,7 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
 
   beforeAll(async () => {
     // Prepare: synthesize and find the function's asset
-    const outdir = mkdtempSync(join(tmpdir(), 'gp-bundle-'));
+    const outdir = tempDir('gp-bundle-');
     const app = new App({ outdir });
     const stack = new GeminiProxyStack(app, 'Bundle');
     app.synth();

@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
@@ -11,7 +10,9 @@ import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 import { type SecretsDouble, startSecretsDouble } from '../support/secrets-double.js';
+import { tempDirs } from '../support/temp-dir.js';
 
+const tempDir = tempDirs();
 const GOOD = 'fake-key-hcb-good-001';
 const DEAD = 'fake-key-hcb-dead-002';
 const KEYS_SECRET = 'arn:aws:secretsmanager:us-east-1:000000000000:secret:hc-keys';
@@ -25,7 +26,7 @@ describe('Bundle: the health-check function asset from cdk.out', () => {
   const saved = { ...process.env };
 
   beforeAll(async () => {
-    const outdir = mkdtempSync(join(tmpdir(), 'gp-hc-bundle-'));
+    const outdir = tempDir('gp-hc-bundle-');
     const app = new App({ outdir });
     const stack = new GeminiProxyStack(app, 'HcBundle');
     app.synth();

@@ -1,5 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -9,12 +8,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { HEALTH_CHECK_ENV } from '../../lambda/health-check/handler.js';
 import { PROXY_FUNCTION_ENV } from '../../lambda/proxy/runtime.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
+import { tempDirs } from '../support/temp-dir.js';
+
+const tempDir = tempDirs();
 
 describe('Stack: GeminiProxyStack', () => {
   let template: Template;
 
   beforeAll(() => {
-    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'gp-synth-')) });
+    const app = new App({ outdir: tempDir('gp-synth-') });
     const stack = new GeminiProxyStack(app, 'Test', {
       memorySize: 768,
       timeout: Duration.minutes(12),
@@ -165,9 +167,7 @@ describe('Stack: GeminiProxyStack', () => {
 
 describe('Stack: props checked at synth', () => {
   const synth = (props: ConstructorParameters<typeof GeminiProxyStack>[2]) =>
-    Template.fromStack(
-      new GeminiProxyStack(new App({ outdir: mkdtempSync(join(tmpdir(), 'gp-p-')) }), 'P', props),
-    );
+    Template.fromStack(new GeminiProxyStack(new App({ outdir: tempDir('gp-p-') }), 'P', props));
 
   it('reserves no concurrency when asked for 0', () => {
     const fn = Object.values(synth({ reservedConcurrency: 0 }).findResources('AWS::Lambda::Function'))[0]!;
@@ -186,7 +186,7 @@ describe('Stack: props checked at synth', () => {
 describe('Stack: cdk-nag AwsSolutions', () => {
   it('synthesizes with no unacknowledged finding, and every acknowledgement gives its reason', () => {
     // Prepare
-    const outdir = mkdtempSync(join(tmpdir(), 'gp-nag-'));
+    const outdir = tempDir('gp-nag-');
     const app = new App({ outdir });
     const stack = new GeminiProxyStack(app, 'Nag', { alertEmail: 'ops@example.com' });
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { writeSuppressionsToCloudFormation: true }));
@@ -222,7 +222,7 @@ describe('Stack: health check, alarms and dashboard', () => {
   let template: Template;
 
   beforeAll(() => {
-    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'gp-mon-')) });
+    const app = new App({ outdir: tempDir('gp-mon-') });
     const stack = new GeminiProxyStack(app, 'Mon', {
       alertEmail: 'ops@example.com',
       healthCheckInterval: Duration.minutes(10),

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
 import { NodeUpstreamClient } from '../../lambda/adapters/upstream-http.js';
@@ -15,6 +16,7 @@ const K = {
   disabled: 'fake-key-hc-disab-05',
   limited: 'fake-key-hc-quota-06',
   flaky: 'fake-key-hc-flaky-07',
+  refused: 'fake-key-hc-region-8',
 };
 
 describe('Integration: the scheduled key check against a fake Gemini and a real engine', () => {
@@ -73,6 +75,17 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
       body: { error: { code: 429, message: 'Resource has been exhausted', status: 'RESOURCE_EXHAUSTED' } },
     });
     fake.failNext(K.flaky, 1, 503);
+    // A region-wide refusal: a 4xx that says nothing about the key.
+    fake.respondNext(K.refused, {
+      status: 400,
+      body: {
+        error: {
+          code: 400,
+          message: 'User location is not supported for the API use.',
+          status: 'FAILED_PRECONDITION',
+        },
+      },
+    });
     const ended = { until: now - 1000, cause: 'rpm' as const };
     await store.record({
       kind: 'cooldown',
@@ -95,6 +108,7 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
       [id(K.disabled)]: 'valid',
       [id(K.limited)]: 'quota',
       [id(K.flaky)]: 'transient',
+      [id(K.refused)]: 'client_error',
     });
     const views = Object.fromEntries(
       (await store.describe(group, Object.values(K).map(id))).map((v) => [v.keyId, v]),
@@ -109,9 +123,10 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
       cooldowns: {},
       lastCheck: { outcome: 'transient' },
     });
+    expect(views[id(K.refused)]).toMatchObject({ status: 'active', lastCheck: { outcome: 'client_error' } });
     expect(views[id(K.valid)]?.lastCheck?.outcome).toBe('valid');
     expect(views[id(K.valid)]?.cooldowns).toEqual({}); // its ended cooldown was cleared
-    expect(result.groups).toEqual([{ group, total: 7, healthy: 3, cooling: 1, invalid: 2, disabled: 1 }]);
+    expect(result.groups).toEqual([{ group, total: 8, healthy: 4, cooling: 1, invalid: 2, disabled: 1 }]);
     // No key ever went upstream in a URL; each check was one cheap listing call.
     const calls = fake.calls.filter((c) => c.path === '/v1beta/models');
     expect(calls.every((c) => !c.keyInQuery && c.query === 'pageSize=1')).toBe(true);
@@ -151,5 +166,32 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
     expect(result.checks.every((c) => c.outcome === 'skipped')).toBe(true);
     expect(HEALABLE_REASONS).not.toContain('LEAKED');
     fake.reset();
+  });
+
+  it('notes a key it could not reach as unreachable, which blames no key', async () => {
+    // Prepare: Gemini's address answers nothing (a closed port)
+    const group = `hc${++seq}`;
+    const closed = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+
+    // Act
+    const result = await runHealthCheck({
+      groups: [{ name: group, keys: new Map([[keyId(K.valid), K.valid]]) }],
+      store,
+      upstream,
+      nativeBaseUrl: `http://127.0.0.1:${closed}`,
+      concurrency: 1,
+      budgetMs: 5000,
+      now: Date.now,
+    });
+
+    // Assess
+    expect(result.checks.map((c) => c.outcome)).toEqual(['unreachable']);
+    const [view] = await store.describe(group, [keyId(K.valid)]);
+    expect(view).toMatchObject({ status: 'active', lastCheck: { outcome: 'unreachable' } });
   });
 });

@@ -84,4 +84,36 @@ describe('Integration: health scores steer selection', () => {
       await t.close();
     }
   });
+
+  it('after a Gemini-wide 503 storm, rotates over every key again: a storm is not charged to keys', async () => {
+    // Prepare: retries on (the default), no cooldowns or circuit, so only scores could narrow rotation
+    const t = await startHarness({
+      config: {
+        policy: {
+          transient_retry_delay_ms: 1,
+          transient_cooldown_ms: 0,
+          circuit_failure_threshold: 0,
+          max_attempts: 6,
+        },
+      },
+    });
+    try {
+      for (const key of KEYS) t.fake.failNext(key, 100, 503);
+      for (let i = 0; i < 3; i++) expect((await postChat(t, chatBody())).status).toBe(503);
+      t.fake.reset();
+
+      // Act: Gemini is back
+      for (let i = 0; i < 8; i++) expect((await postChat(t, chatBody())).status).toBe(200);
+
+      // Assess: 8 requests over 4 keys used all 4, twice each; no key was blamed
+      const used = keyIndexes(t);
+      expect(new Set(used)).toEqual(new Set([0, 1, 2, 3]));
+      expect(used.filter((i) => i === used[0]).length).toBe(2);
+      const res = await fetch(`${t.url}/health/detailed`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = (await res.json()) as { groups: Array<{ keys: Array<{ score: number }> }> };
+      expect(body.groups[0]!.keys.map((k) => k.score)).toEqual([1, 1, 1, 1]);
+    } finally {
+      await t.close();
+    }
+  });
 });

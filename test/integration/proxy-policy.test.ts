@@ -161,6 +161,24 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     }
   });
 
+  it('counts only the retries it made: none refused by the attempts bound', async () => {
+    // Prepare: attempts run out on the second try of the second key
+    const t = await startHarness({ config: { policy: { transient_retry_delay_ms: 1, max_attempts: 4 } } });
+    try {
+      for (const key of KEYS) t.fake.failNext(key, 100, 503);
+
+      // Act
+      const res = await postChat(t, chatBody(model));
+
+      // Assess: calls 0 0 0 1 — three retries would be counted if the refused one were
+      expect(res.status).toBe(503);
+      expect(keyIndexes(t)).toEqual([0, 0, 0, 1]);
+      expect(t.metrics.at(-1)).toMatchObject({ attempts: 4, retries: 2 });
+    } finally {
+      await t.close();
+    }
+  });
+
   it('answers 503 after bounded attempts when Gemini keeps failing', async () => {
     for (const key of KEYS) h.fake.failNext(key, 100, 503);
     const res = await postChat(h, chatBody(model));
@@ -170,8 +188,40 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     expect((await health(h)).every((k) => k.status === 'active')).toBe(true);
   });
 
-  it('treats a first-byte timeout as transient: aborts that call and moves on', async () => {
-    // Prepare: a fresh proxy with a short first-byte timeout; keys 0 and 1 never answer
+  it('re-sends a generation that got no headers in time at most once, blaming no key, then answers 504', async () => {
+    // Prepare: a short bound; keys 0, 1 and 2 never answer
+    const t = await startHarness({
+      config: {
+        upstream: { first_byte_timeout_ms: 150, generation_first_byte_timeout_ms: 150 },
+        policy: { transient_retry_delay_ms: 1, circuit_failure_threshold: 2 },
+      },
+    });
+    try {
+      for (const key of KEYS.slice(0, 3)) t.fake.hangNext(key);
+
+      // Act
+      const res = await postChat(t, chatBody(model));
+
+      // Assess: two calls (not ten), no cooldown, no blame, no open circuit
+      expect(res.status).toBe(504);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('upstream_timeout');
+      expect(keyIndexes(t)).toEqual([0, 1]);
+      expect(res.headers.get('x-upstream-attempts')).toBe('2');
+      await vi.waitFor(() => expect(t.fake.aborted).toBe(2));
+      const detailed = (await (
+        await fetch(`${t.url}/health/detailed`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      ).json()) as { groups: Array<{ keys: Array<{ score: number; cooling: object }> }>; circuits: object[] };
+      expect(
+        detailed.groups[0]!.keys.every((k) => k.score === 1 && Object.keys(k.cooling).length === 0),
+      ).toBe(true);
+      expect(detailed.circuits).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('treats a first-byte timeout of a call that generates nothing as transient: moves on', async () => {
+    // Prepare: keys 0 and 1 never answer a model listing
     const t = await startHarness({
       config: {
         upstream: { first_byte_timeout_ms: 150 },
@@ -183,15 +233,33 @@ describe('Integration: rotation and Gemini outcome policy', () => {
       t.fake.hangNext(KEYS[1]!);
 
       // Act
-      const started = Date.now();
-      const res = await postChat(t, chatBody(model));
+      const res = await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${TOKEN}` } });
 
       // Assess
       expect(res.status).toBe(200);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
       expect(keyIndexes(t)).toEqual([0, 1, 2]);
-      await vi.waitFor(() => expect(t.fake.aborted).toBe(2));
       expect((await health(t)).every((k) => k.status === 'active')).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('gives a generation answered whole longer for its headers than a streamed one', async () => {
+    // Prepare: Gemini takes 400 ms before its headers on every call
+    const t = await startHarness({
+      config: { upstream: { first_byte_timeout_ms: 150, generation_first_byte_timeout_ms: 3000 } },
+    });
+    try {
+      const slow = { 'x-fake-delay-ms': '400' };
+
+      // Act
+      const whole = await postChat(t, chatBody(model), slow);
+      const streamed = await postChat(t, chatBody(model, { stream: true }), slow);
+
+      // Assess: the whole answer waited; the stream gave up after one re-send
+      expect(whole.status).toBe(200);
+      expect(streamed.status).toBe(504);
+      expect(keyIndexes(t)).toHaveLength(3);
     } finally {
       await t.close();
     }

@@ -15,7 +15,12 @@ export interface DynamoEngine {
   stop(): Promise<void>;
   /** DynamoDB hangs: connections are accepted and never answered. */
   stall(): Promise<void>;
-  /** Reachable again (after stop or stall), data kept. */
+  /**
+   * DynamoDB is slow, as a just-started engine or a cold connection is: every answer that comes back
+   * within the next `forMs` is held back a random `minMs`–`maxMs` (in order, per connection).
+   */
+  slow(minMs: number, maxMs: number, forMs: number): void;
+  /** Reachable again (after stop or stall), data kept; ends `slow` too. */
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -30,6 +35,7 @@ export function testClient(endpoint: string): DynamoDBClient {
 async function relay(targetHost: string, targetPort: number) {
   const sockets = new Set<net.Socket>();
   let stalled = false;
+  const slowness = { until: 0, minMs: 0, maxMs: 0 };
   const makeServer = () =>
     net.createServer((client) => {
       sockets.add(client);
@@ -45,7 +51,20 @@ async function relay(targetHost: string, targetPort: number) {
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      client.pipe(upstream);
+      // Answers go back as they come, unless the engine is slow: then each is held back, in order.
+      let releaseAt = 0;
+      upstream.on('data', (chunk: Buffer) => {
+        const now = Date.now();
+        const delay =
+          now < slowness.until ? slowness.minMs + Math.random() * (slowness.maxMs - slowness.minMs) : 0;
+        releaseAt = Math.max(releaseAt, now + delay);
+        if (releaseAt <= now) client.write(chunk);
+        else setTimeout(() => client.destroyed || client.write(chunk), releaseAt - now);
+      });
+      upstream.on('end', () => {
+        setTimeout(() => client.end(), Math.max(0, releaseAt - Date.now()));
+      });
     });
   let server = makeServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -64,7 +83,11 @@ async function relay(targetHost: string, targetPort: number) {
       stalled = true;
       for (const s of sockets) s.destroy();
     },
+    slow(minMs: number, maxMs: number, forMs: number) {
+      Object.assign(slowness, { until: Date.now() + forMs, minMs, maxMs });
+    },
     async restore() {
+      slowness.until = 0;
       if (stalled) {
         stalled = false;
         for (const s of sockets) s.destroy();
@@ -104,6 +127,7 @@ export async function startDynamoEngine(
     table,
     stop: () => link.cut(),
     stall: () => link.stall(),
+    slow: (minMs, maxMs, forMs) => link.slow(minMs, maxMs, forMs),
     start: () => link.restore(),
     async close() {
       await link.cut();

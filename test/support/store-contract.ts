@@ -216,6 +216,36 @@ export function keyStateStoreContract(
       expect((await acquire({ limits, now: minuteEnd })).kind).toBe('key');
     });
 
+    it('leaves the rotation alone when a retry re-claims the budget of the key it holds', async () => {
+      // Prepare: three keys handed out in rotation
+      const { acquire, group } = await setup();
+      const limits = { rpm: 100 };
+      const served: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const a = await acquire({ limits });
+        if (a.kind !== 'key') throw new Error(`expected a key, got ${a.kind}`);
+        served.push(a.keyId);
+      }
+      const held = served[2]!;
+
+      // Act: the retry claims its key's budget again, then the rotation goes on
+      const again = await acquire({
+        limits,
+        retry: true,
+        keys: [{ keyId: held, budget: `key:${held}@${group}` }],
+      });
+      const next: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const a = await acquire({ limits });
+        if (a.kind === 'key') next.push(a.keyId);
+      }
+
+      // Assess: the key after the held one comes next, then each key once
+      expect(again).toEqual({ kind: 'key', keyId: held });
+      const after = (id: string, n: number) => keyIds[(keyIds.indexOf(id) + n) % keyIds.length];
+      expect(next).toEqual([1, 2, 3, 4].map((n) => after(held, n)));
+    });
+
     it('shares one budget between keys of the same project', async () => {
       const { acquire, group } = await setup();
       const shared: KeyRef[] = [

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/adapters/config-loader.js';
@@ -11,8 +10,10 @@ import {
   isLoopbackHost,
   parseConfig,
 } from '../../lambda/core/config.js';
+import { tempDirs } from '../support/temp-dir.js';
 
 const SECRET = 'fake-key-do-not-print-0001';
+const tempDir = tempDirs();
 
 function errorOf(fn: () => unknown): ConfigError {
   try {
@@ -25,7 +26,7 @@ function errorOf(fn: () => unknown): ConfigError {
 }
 
 function dirWith(yaml: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+  const dir = tempDir('gp-config-');
   writeFileSync(join(dir, 'config.yaml'), yaml);
   return dir;
 }
@@ -170,7 +171,7 @@ describe('Function: isLoopbackHost', () => {
 
 describe('Function: loadConfig', () => {
   it('builds a one-group config from GEMINI_API_KEYS when no file exists', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+    const dir = tempDir('gp-config-');
     const config = loadConfig({ GEMINI_API_KEYS: 'k1, k2,', CLIENT_TOKENS: 'tok' }, dir);
     expect(config.groups).toHaveLength(1);
     expect(config.groups[0]?.api_keys).toEqual(['k1', 'k2']);
@@ -216,7 +217,7 @@ describe('Function: loadConfig', () => {
   });
 
   it('explains what to do when nothing is configured', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gp-config-'));
+    const dir = tempDir('gp-config-');
     expect(errorOf(() => loadConfig({}, dir)).message).toContain('GEMINI_API_KEYS');
     expect(errorOf(() => loadConfig({ CONFIG_PATH: 'missing.yaml' }, dir)).message).toContain(
       'CONFIG_PATH: no file at',

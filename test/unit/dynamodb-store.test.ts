@@ -81,4 +81,37 @@ describe('Class: DynamoDbKeyStateStore (lost races)', () => {
     expect(acquired).toEqual({ kind: 'unavailable', retryAt: undefined, cause: 'none' });
     expect(s.snapshot()).toEqual([{ kind: 'invalid', group: 'g', keyId: 'k', reason: 'API_KEY_INVALID' }]);
   });
+
+  it('drops a cooldown of its own once it has ended and the table no longer holds it', async () => {
+    // Prepare: a cooldown written by this instance, then the table's copy gone (tidied by the health check)
+    let now = 1_000;
+    const s = new DynamoDbKeyStateStore({
+      client: new DynamoDBClient({
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      table: 't',
+      cacheMs: 0,
+      rotationShards: 1,
+      now: () => now,
+    });
+    await s.describe('g', ['k']);
+    ddb.on(UpdateCommand).resolves({});
+    await s.record({
+      kind: 'cooldown',
+      group: 'g',
+      keyId: 'k',
+      model: 'm',
+      cooldown: { until: 2_000, cause: 'rpm' },
+    });
+    expect((await s.describe('g', ['k']))[0]!.cooldowns).toEqual({ m: { until: 2_000, cause: 'rpm' } });
+
+    // Act: past its end, the next reads find no item
+    now = 3_000;
+    await s.describe('g', ['k']);
+    const [view] = await s.describe('g', ['k']);
+
+    // Assess
+    expect(view!.cooldowns).toEqual({});
+  });
 });

@@ -53,13 +53,39 @@ describe('Function: pickKey', () => {
     expect(pickKey(keys, 0, 'm', now, new Set())).toEqual({ retryAt: undefined });
   });
 
-  it('passes over unhealthy keys while a healthy usable key exists, and uses them when none does', () => {
+  it('passes over keys scoring far below the best usable key, and uses them when none is better', () => {
+    // Prepare: c scores best but is cooling
     const keys = [key('a'), key('b'), key('c', { cooldowns: { m: { until: now + 10, cause: 'rpm' } } })];
-    const healthyOnlyC = (k: KeyView) => k.keyId === 'c';
-    // c is healthy but cooling: the unhealthy usable keys serve, in rotation order.
-    expect(pickKey(keys, 0, 'm', now, new Set(), healthyOnlyC)).toEqual({ keyId: 'a', index: 0 });
-    const healthyOnlyB = (k: KeyView) => k.keyId === 'b';
-    expect(pickKey(keys, 0, 'm', now, new Set(), healthyOnlyB)).toEqual({ keyId: 'b', index: 1 });
-    expect(pickKey(keys, 0, 'm', now, new Set(['b']), healthyOnlyB)).toEqual({ keyId: 'a', index: 0 });
+    const scores = (table: Record<string, number>) => ({
+      score: (k: KeyView) => table[k.keyId]!,
+      floor: 0.3,
+    });
+
+    // Assess: among the usable keys (a, b) only b is far below the best, then a is the best
+    expect(pickKey(keys, 0, 'm', now, new Set(), scores({ a: 0.1, b: 0.1, c: 1 }))).toEqual({
+      keyId: 'a',
+      index: 0,
+    });
+    expect(pickKey(keys, 0, 'm', now, new Set(), scores({ a: 0.1, b: 0.9, c: 1 }))).toEqual({
+      keyId: 'b',
+      index: 1,
+    });
+    expect(pickKey(keys, 0, 'm', now, new Set(['b']), scores({ a: 0.1, b: 0.9, c: 1 }))).toEqual({
+      keyId: 'a',
+      index: 0,
+    });
+  });
+
+  it('keeps the rotation even when every key scores low alike (a failure that hit them all)', () => {
+    const keys = [key('a'), key('b'), key('c')];
+    const low = { score: (k: KeyView) => ({ a: 0.06, b: 0.16, c: 0.1 })[k.keyId]!, floor: 0.3 };
+    const picked = [0, 1, 2].map((start) => pickKey(keys, start, 'm', now, new Set(), low));
+    expect(picked.map((p) => ('keyId' in p ? p.keyId : undefined))).toEqual(['a', 'b', 'c']);
+  });
+
+  it('ignores scores with a floor of 0', () => {
+    const keys = [key('a'), key('b')];
+    const off = { score: (k: KeyView) => (k.keyId === 'a' ? 0 : 1), floor: 0 };
+    expect(pickKey(keys, 0, 'm', now, new Set(), off)).toEqual({ keyId: 'a', index: 0 });
   });
 });

@@ -60,6 +60,14 @@ describe('Function: decide', () => {
     ],
   ];
 
+  it('rotates once without a cooldown after a generation timed out waiting for headers, then answers', () => {
+    expect(decide({ kind: 'slow', resent: false }, 0, now, policy)).toEqual({
+      action: 'cool_and_rotate',
+      cooldown: undefined,
+    });
+    expect(decide({ kind: 'slow', resent: true }, 0, now, policy)).toEqual({ action: 'answer' });
+  });
+
   it.each(cases)('%s', (_name, outcome, retries, expected) => {
     expect(decide(outcome, retries, now, policy)).toEqual(expected);
   });

@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { JsonLogger } from '../../lambda/adapters/logger.js';
+import type { ProxyRequest } from '../../lambda/core/http.js';
+import { keyId } from '../../lambda/core/secrets.js';
+import { ProxyRuntime } from '../../lambda/proxy/runtime.js';
+import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.js';
+import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
+
+const KEYS = ['fake-key-runtime-001', 'fake-key-runtime-002', 'fake-key-runtime-003'];
+const TOKEN = 'runtime-client-token-secret';
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const secrets = mockClient(SecretsManagerClient);
+
+/** The Lambda instance's runtime across edits of its keys secret (Secrets Manager mocked, a real engine). */
+describe('Class: ProxyRuntime', () => {
+  let engine: DynamoEngine;
+  let fake: FakeGemini;
+  let seq = 0;
+  const values = { keys: '', tokens: JSON.stringify({ tokens: [{ sha256: sha256(TOKEN) }] }) };
+  const keysSecret = (keys: string[]) =>
+    JSON.stringify({ groups: [{ name: 'primary', api_keys: keys, target_url: fake.openAiBase }] });
+
+  beforeAll(async () => {
+    engine = await startDynamoEngine();
+    fake = await startFakeGemini({ keys: KEYS });
+  });
+  afterAll(async () => {
+    await fake.close();
+    await engine.close();
+  });
+  afterEach(() => {
+    secrets.reset();
+    fake.reset();
+    vi.restoreAllMocks();
+  });
+
+  function runtime(): ProxyRuntime {
+    secrets.on(GetSecretValueCommand).callsFake((input: { SecretId: string }) => ({
+      SecretString: input.SecretId === 'keys' ? values.keys : values.tokens,
+    }));
+    return new ProxyRuntime(
+      {
+        TABLE_NAME: engine.table,
+        KEYS_SECRET_ID: 'keys',
+        TOKENS_SECRET_ID: 'tokens',
+        SECRET_CACHE_MS: '0',
+        METRICS_NAMESPACE: 'RuntimeTest',
+        PROXY_SETTINGS: JSON.stringify({
+          state: { endpoint: engine.endpoint, cache_ms: 0 },
+          policy: { transient_retries: 0, transient_cooldown_ms: 0, transient_retry_delay_ms: 1 },
+        }),
+      },
+      {
+        logger: new JsonLogger('error', () => undefined),
+        secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+      },
+    );
+  }
+
+  const request = (path: string, body?: unknown): ProxyRequest => ({
+    method: body === undefined ? 'GET' : 'POST',
+    path,
+    query: '',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(body)),
+    requestId: `r${++seq}`,
+    signal: new AbortController().signal,
+  });
+  const chat = { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] };
+
+  async function scores(rt: ProxyRuntime): Promise<Record<string, number>> {
+    const res = await rt.handle(request('/health/detailed'));
+    const body = JSON.parse(String(res.body)) as {
+      groups: Array<{ keys: Array<{ id: string; score: number }> }>;
+    };
+    return Object.fromEntries(body.groups[0]!.keys.map((k) => [k.id, k.score]));
+  }
+
+  it('keeps what it learnt of keys (scores) when the keys secret changes', async () => {
+    // Prepare: one key; it fails once, then serves: its score records the failure
+    values.keys = keysSecret(KEYS.slice(0, 1));
+    const rt = runtime();
+    fake.failNext(KEYS[0]!, 1, 503);
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(503);
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(200);
+    const failed = keyId(KEYS[0]!);
+    expect((await scores(rt))[failed]).toBe(0.84);
+
+    // Act: the operator adds a key
+    values.keys = keysSecret(KEYS);
+    const after = await scores(rt);
+
+    // Assess: the new configuration serves, and key 0's score is still what it was
+    expect(Object.keys(after)).toHaveLength(3);
+    expect(after[failed]).toBe(0.84);
+    await rt.settle();
+  });
+
+  it('reads a malformed keys secret once, not again on every request until it changes', async () => {
+    // Prepare: a good configuration, then an edit that is JSON but not a valid configuration
+    values.keys = keysSecret(KEYS);
+    const rt = runtime();
+    expect((await rt.handle(request('/health'))).status).toBe(200);
+    const malformed = JSON.stringify({ groups: [{ name: 'primary', api_keys: [] }] });
+    values.keys = malformed;
+    const parse = vi.spyOn(JSON, 'parse');
+
+    // Act
+    for (let i = 0; i < 5; i++) expect((await rt.handle(request('/health'))).status).toBe(200);
+
+    // Assess: the last good configuration served; the edit was parsed once
+    expect(parse.mock.calls.filter(([text]) => text === malformed)).toHaveLength(1);
+    await rt.settle();
+  });
+});
