@@ -36,6 +36,7 @@ export class EmfMetrics implements MetricsSink {
     add('KeysExhaustedRefusals', MetricUnit.Count, m.refusal === 'keys_exhausted' ? 1 : 0);
     add('CircuitOpenRefusals', MetricUnit.Count, m.refusal === 'circuit_open' ? 1 : 0);
     add('ClientRateLimited', MetricUnit.Count, m.refusal === 'client_rate_limited' ? 1 : 0);
+    add('StateUnavailableRefusals', MetricUnit.Count, m.refusal === 'state_unavailable' ? 1 : 0);
     if (m.inputTokens !== undefined) add('InputTokens', MetricUnit.Count, m.inputTokens);
     if (m.outputTokens !== undefined) add('OutputTokens', MetricUnit.Count, m.outputTokens);
     if (m.openCircuits !== undefined) add('OpenCircuits', MetricUnit.Count, m.openCircuits);

@@ -110,6 +110,25 @@ const encoder = new TextEncoder();
 export const ATTEMPTS_HEADER = 'x-upstream-attempts';
 const BODYLESS = new Set(['GET', 'HEAD']);
 
+/**
+ * Thrown by a relayed body that is not SSE when it fails midway (upstream error or the deadline): the
+ * entry cuts the response (its name is what Lambda's runtime reports as the error type).
+ */
+export class BodyCutError extends Error {
+  constructor(
+    readonly why: 'deadline' | 'upstream_failed',
+    cause: unknown,
+  ) {
+    super(
+      why === 'deadline'
+        ? 'The answer was cut off at the proxy request deadline.'
+        : 'The upstream answer failed before it completed.',
+      { cause },
+    );
+    this.name = 'BodyCutError';
+  }
+}
+
 /** The attempt loop: select a key, call Gemini, classify, record, retry or rotate, answer. */
 export class Forwarder {
   constructor(private readonly deps: ForwarderDeps) {}
@@ -461,8 +480,10 @@ export class Forwarder {
         state.tokens = tokens.usage();
       } catch (err) {
         if (clientSignal.aborted) throw err;
-        outcome = signal.aborted ? 'deadline' : 'upstream_failed';
-        if (!sse) throw err;
+        const why = signal.aborted ? 'deadline' : 'upstream_failed';
+        outcome = why;
+        // A body that isn't SSE can't say it failed: it is cut, so the client can't take it for whole.
+        if (!sse) throw new BodyCutError(why, err);
         const message =
           outcome === 'deadline'
             ? 'The stream was cut off at the proxy request deadline.'

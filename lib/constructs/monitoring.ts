@@ -138,6 +138,12 @@ export class Monitoring extends Construct {
       'A circuit to Gemini opened: it kept failing and requests are being refused.',
     );
     alarm(
+      'StateUnavailable',
+      proxy('StateUnavailableRefusals'),
+      1,
+      'Requests that need a shared budget were refused: DynamoDB was down (state.on_outage: refuse) or too slow.',
+    );
+    alarm(
       'KeysExhausted',
       proxy('KeysExhaustedRefusals'),
       t.keysExhaustedRefusals ?? 10,
@@ -216,7 +222,12 @@ export class Monitoring extends Construct {
       }),
       new GraphWidget({
         title: 'Refusals without calling Gemini',
-        left: [proxy('KeysExhaustedRefusals'), proxy('CircuitOpenRefusals'), proxy('ClientRateLimited')],
+        left: [
+          proxy('KeysExhaustedRefusals'),
+          proxy('CircuitOpenRefusals'),
+          proxy('ClientRateLimited'),
+          proxy('StateUnavailableRefusals'),
+        ],
         width: 12,
       }),
       new GraphWidget({ title: 'Keys over time', left: keys, width: 12 }),

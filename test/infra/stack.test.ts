@@ -289,6 +289,7 @@ describe('Stack: health check, alarms and dashboard', () => {
     ['SlowFirstByte', 'TimeToFirstByte', 5000, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
     ['CircuitOpen', 'CircuitOpenRefusals', 1, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
     ['KeysExhausted', 'KeysExhaustedRefusals', 10, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
+    ['StateUnavailable', 'StateUnavailableRefusals', 1, 'GreaterThanOrEqualToThreshold', 'notBreaching'],
     ['HealthCheckNotReporting', 'HealthCheckRuns', 1, 'LessThanThreshold', 'breaching'],
   ])(
     'alarm %s watches %s at %d, and notifies on alarm and recovery',

@@ -238,6 +238,24 @@ describe('Integration: HTTP surface of the local server', () => {
     await stillServes();
   });
 
+  it('cuts a body that is not SSE when it fails midway, rather than end it as if it were whole', async () => {
+    // Prepare: native streaming without alt=sse is a JSON array, sent in pieces; it breaks after two
+    for (const key of KEYS) h.fake.failMidStream(key);
+
+    // Act
+    const res = await fetch(`${h.url}/v1beta/models/${MODEL}:streamGenerateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': TOKEN, 'content-type': 'application/json' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
+    });
+
+    // Assess: the status was sent, but reading the body fails: the client can tell it is cut
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).not.toMatch(/event-stream/);
+    await expect(res.text()).rejects.toThrow();
+    await stillServes();
+  });
+
   it('aborts the upstream call when the client disconnects', async () => {
     // Prepare
     h.fake.options.streamChunkDelayMs = 200;
