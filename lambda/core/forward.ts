@@ -222,6 +222,8 @@ export class Forwarder {
         }
         return this.finish(job, state, openAiError(503, 'No key could serve this request.', 'server_error'));
       }
+      // A key this request cooled is cooling even if the store has not taken the write in yet.
+      if (state.quotaRetryAt !== undefined) soonest = Math.min(soonest ?? Infinity, state.quotaRetryAt);
       if (soonest === undefined && circuitRetryAt !== undefined) {
         state.refusal = 'circuit_open';
         return this.finish(job, state, circuitOpen(circuitRetryAt - now()));

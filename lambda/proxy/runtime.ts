@@ -62,7 +62,10 @@ export class ProxyRuntime {
   private writes: StateWrites | undefined;
   private readonly metrics: MetricsSink;
 
-  constructor(env: ProxyFunctionEnv, options: { logger?: Logger; secrets?: SecretsManagerClient } = {}) {
+  constructor(
+    env: ProxyFunctionEnv,
+    options: { logger?: Logger; secrets?: SecretsManagerClient; store?: KeyStateStore } = {},
+  ) {
     this.logger = options.logger ?? new JsonLogger(parseLogLevel(env.LOG_LEVEL));
     this.table = required(env, 'TABLE_NAME');
     this.metrics = new EmfMetrics(required(env, 'METRICS_NAMESPACE'));
@@ -82,7 +85,10 @@ export class ProxyRuntime {
       logger: this.logger,
     });
     // The store's settings come from the stack, not the secrets: one store for the instance's life.
-    this.store = createStateStore(parseStateConfig(lambdaState(this.settings, this.table)), this.logger);
+    this.store =
+      options.store === undefined
+        ? createStateStore(parseStateConfig(lambdaState(this.settings, this.table)), this.logger)
+        : Promise.resolve(options.store);
   }
 
   /** Answers a request with the proxy built from the current secrets, or a clear 503 while there is none. */

@@ -3,7 +3,9 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
 import type { ProxyRequest } from '../../lambda/core/http.js';
+import type { KeyStateStore } from '../../lambda/core/key-state.js';
 import { keyId } from '../../lambda/core/secrets.js';
 import { ProxyRuntime } from '../../lambda/proxy/runtime.js';
 import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.js';
@@ -37,7 +39,7 @@ describe('Class: ProxyRuntime', () => {
     vi.restoreAllMocks();
   });
 
-  function runtime(): ProxyRuntime {
+  function runtime(state: Record<string, unknown> = {}, store?: KeyStateStore): ProxyRuntime {
     secrets.on(GetSecretValueCommand).callsFake((input: { SecretId: string }) => ({
       SecretString: input.SecretId === 'keys' ? values.keys : values.tokens,
     }));
@@ -49,13 +51,14 @@ describe('Class: ProxyRuntime', () => {
         SECRET_CACHE_MS: '0',
         METRICS_NAMESPACE: 'RuntimeTest',
         PROXY_SETTINGS: JSON.stringify({
-          state: { endpoint: engine.endpoint, cache_ms: 0 },
+          state: { endpoint: engine.endpoint, cache_ms: 0, ...state },
           policy: { transient_retries: 0, transient_cooldown_ms: 0, transient_retry_delay_ms: 1 },
         }),
       },
       {
         logger: new JsonLogger('error', () => undefined),
         secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+        store,
       },
     );
   }
@@ -114,5 +117,43 @@ describe('Class: ProxyRuntime', () => {
     // Assess: the last good configuration served; the edit was parsed once
     expect(parse.mock.calls.filter(([text]) => text === malformed)).toHaveLength(1);
     await rt.settle();
+  });
+
+  it('awaits the state writes of a configuration replaced mid-invocation before the stream ends', async () => {
+    // Prepare: a store whose cooldown writes finish only when the test says so; the only key answers 429
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const memory = new MemoryKeyStateStore();
+    const store: KeyStateStore = {
+      acquire: (r) => memory.acquire(r),
+      describe: (g, ids) => memory.describe(g, ids),
+      flush: () => memory.flush(),
+      record: async (u) => {
+        if (u.kind === 'cooldown') await held;
+        return memory.record(u);
+      },
+    };
+    values.keys = keysSecret(KEYS.slice(0, 1));
+    const rt = runtime({}, store);
+    fake.setQuota(KEYS[0]!, { limit: 0, windowMs: 60_000, model: 'gemini-2.5-flash' });
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(429);
+
+    // Act: the keys change (a new configuration is built), then the invocation settles
+    values.keys = keysSecret(KEYS);
+    expect((await rt.handle(request('/health'))).status).toBe(200);
+    let settled = false;
+    const settling = rt.settle().then(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // Assess: settling waits for the old configuration's write, and ends once it is done
+    expect(settled).toBe(false);
+    release();
+    await settling;
+    const [view] = await memory.describe('primary', [keyId(KEYS[0]!)]);
+    expect(view!.cooldowns['gemini-2.5-flash']).toBeDefined();
   });
 });
