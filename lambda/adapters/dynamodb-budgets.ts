@@ -1,4 +1,5 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { BoundedMap } from '../core/bounded-map.js';
 import type { ClientLimit, KeyRef, QuotaLimits } from '../core/key-state.js';
 import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
 import { MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../core/quota.js';
@@ -15,10 +16,13 @@ import { num, type StateTable, str, ttlAfter } from './dynamodb-access.js';
  * | `client#<clientId>` | `min#<minute>` | `c` requests in that minute, ttl |
  */
 export class BudgetWindows {
-  /** Budgets (and clients) known to be full, until when. */
-  private readonly fullUntil = new Map<string, number>();
-  /** The window each budget's item was last seen in, to pick the write that will succeed. */
-  private readonly windowMinute = new Map<string, number>();
+  /**
+   * Budgets (and clients) known to be full, until when. Bounded (model names come from clients): one
+   * dropped costs a claim DynamoDB refuses, never a wrong grant.
+   */
+  private readonly fullUntil = new BoundedMap<string, number>(MAX_REMEMBERED);
+  /** The window each budget's item was last seen in, to pick the write that will succeed (a hint). */
+  private readonly windowMinute = new BoundedMap<string, number>(MAX_REMEMBERED);
 
   constructor(private readonly table: StateTable) {}
 
@@ -155,14 +159,10 @@ export class BudgetWindows {
       return retryAt;
     }
   }
-
-  /** Drops remembered budgets and windows that no longer matter, so model names can't grow memory. */
-  prune(now: number): void {
-    if (this.fullUntil.size + this.windowMinute.size < 1000) return;
-    for (const [id, until] of this.fullUntil) if (until <= now) this.fullUntil.delete(id);
-    this.windowMinute.clear();
-  }
 }
+
+/** Most budget×model (and client) entries each of the instance's hints holds. */
+const MAX_REMEMBERED = 4096;
 
 /** The window item of a Pacific day; the rpm window length is part of it, so changing it starts afresh. */
 export function windowSk(day: string, limits: QuotaLimits): string {

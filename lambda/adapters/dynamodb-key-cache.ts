@@ -1,12 +1,14 @@
+import { BoundedMap } from '../core/bounded-map.js';
 import type { Cooldown, CooldownCause, KeyStateUpdate, KeyStatus, KeyView } from '../core/key-state.js';
 import { num, type StateTable, str } from './dynamodb-access.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from './memory-store.js';
 
 /** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
 export interface CachedKey {
   health: Exclude<KeyStatus, 'disabled'>;
   reason: string | undefined;
   disabled: boolean;
-  cooldowns: Record<string, Cooldown>;
+  cooldowns: BoundedMap<string, Cooldown>;
   lastCheck?: { outcome: string; at: number } | undefined;
   /** When this instance last changed it: a read that started earlier must not undo that. */
   changedAt: number;
@@ -21,17 +23,21 @@ const newKey = (): CachedKey => ({
   health: 'active',
   reason: undefined,
   disabled: false,
-  cooldowns: {},
+  cooldowns: new BoundedMap(MAX_COOLDOWN_MODELS_PER_KEY),
   changedAt: 0,
 });
 
-function view(keyId: string, k: CachedKey | undefined): KeyView {
-  if (k === undefined) return { keyId, status: 'active', reason: undefined, cooldowns: {} };
+const NO_COOLDOWNS: ReadonlyMap<string, Cooldown> = new Map();
+
+/** A read-only view; `copy` detaches the cooldowns (for callers that keep it), the hot path doesn't. */
+function view(keyId: string, k: CachedKey | undefined, copy: boolean): KeyView {
+  if (k === undefined)
+    return { keyId, status: 'active', reason: undefined, cooldowns: copy ? new Map() : NO_COOLDOWNS };
   return {
     keyId,
     status: k.disabled ? 'disabled' : k.health,
     reason: k.disabled ? 'operator' : k.reason,
-    cooldowns: { ...k.cooldowns },
+    cooldowns: copy ? new Map(k.cooldowns) : k.cooldowns,
     lastCheck: k.lastCheck,
   };
 }
@@ -99,10 +105,10 @@ export class GroupStateCache {
         const hash = rest.indexOf('#');
         const until = num(item.until);
         if (hash > 0 && until !== undefined) {
-          entry(rest.slice(0, hash)).cooldowns[rest.slice(hash + 1)] = {
+          entry(rest.slice(0, hash)).cooldowns.set(rest.slice(hash + 1), {
             until,
             cause: (str(item.cause) ?? 'quota') as CooldownCause,
-          };
+          });
         }
       }
     }
@@ -111,10 +117,10 @@ export class GroupStateCache {
     const now = this.now();
     for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
       const read = entry(keyId);
-      for (const [model, c] of Object.entries(mine.cooldowns)) {
+      for (const [model, c] of mine.cooldowns) {
         if (c.until <= now) continue;
-        const other = read.cooldowns[model];
-        if (other === undefined || other.until < c.until) read.cooldowns[model] = c;
+        const other = read.cooldowns.get(model);
+        if (other === undefined || other.until < c.until) read.cooldowns.set(model, c);
       }
       if (mine.changedAt >= started) {
         read.health = mine.health;
@@ -137,7 +143,7 @@ export class GroupStateCache {
         if (k.health === 'invalid')
           updates.push({ kind: 'invalid', group, keyId, reason: k.reason ?? 'unknown' });
         if (k.disabled) updates.push({ kind: 'operator', group, keyId, status: 'disabled' });
-        for (const [model, cooldown] of Object.entries(k.cooldowns)) {
+        for (const [model, cooldown] of k.cooldowns) {
           if (cooldown.until > now) updates.push({ kind: 'cooldown', group, keyId, model, cooldown });
         }
       }
@@ -145,8 +151,12 @@ export class GroupStateCache {
     return updates;
   }
 
-  views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>): KeyView[] {
-    return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId)));
+  /**
+   * Views of the given keys. The hot path reads them at once and shares the cached cooldowns; `copy`
+   * detaches them, for callers that keep the views.
+   */
+  views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>, copy = false): KeyView[] {
+    return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId), copy));
   }
 
   /** The cached entry of a key (created if the group is cached), to apply this instance's own writes. */

@@ -109,7 +109,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       case 'clear_expired': {
         const cache = await this.cache.fresh(update.group);
         const entry = cache.keys.get(update.keyId);
-        for (const [model, c] of Object.entries(entry?.cooldowns ?? {})) {
+        for (const [model, c] of entry?.cooldowns ?? []) {
           if (c.until > update.now) continue;
           // Conditional: a cooldown someone extended meanwhile stays.
           const deleted = await this.table.deleteIf(
@@ -118,7 +118,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
             { '#until': 'until' },
             { ':now': update.now },
           );
-          if (deleted) delete entry?.cooldowns[model];
+          if (deleted) entry?.cooldowns.delete(model);
         }
         return;
       }
@@ -141,13 +141,13 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return this.cache.views(
       await this.cache.load(group),
       keyIds.map((keyId) => ({ keyId })),
+      true,
     );
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
   async flush(): Promise<void> {
     this.lastFlush = this.now();
-    this.budgets.prune(this.lastFlush);
     const tallies = [...this.tallies.values()];
     this.tallies.clear();
     await Promise.all(
@@ -285,9 +285,9 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       if (until !== undefined) kept = { until, cause: (str(current?.cause) ?? 'quota') as CooldownCause };
     }
     const entry = this.cache.entry(group, keyId);
-    const cached = entry?.cooldowns[model];
+    const cached = entry?.cooldowns.get(model);
     if (entry !== undefined && (cached === undefined || cached.until < kept.until)) {
-      entry.cooldowns[model] = kept;
+      entry.cooldowns.set(model, kept);
     }
   }
 

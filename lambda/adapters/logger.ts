@@ -34,7 +34,24 @@ export class CoalescingStdout {
   };
 }
 
-/** One JSON object per line: `{"level","time","message",…fields}`. Fields must never carry secrets. */
+/** Longest string a log field keeps; what a client sends (a path, a model name) can be far longer. */
+export const MAX_FIELD_CHARS = 1024;
+
+/** The fields with every string longer than {@link MAX_FIELD_CHARS} cut, marked with how much was cut. */
+function capFields(fields: LogFields): LogFields {
+  let capped: LogFields | undefined;
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value !== 'string' || value.length <= MAX_FIELD_CHARS) continue;
+    capped ??= { ...fields };
+    capped[name] = `${value.slice(0, MAX_FIELD_CHARS)}…[+${value.length - MAX_FIELD_CHARS} chars]`;
+  }
+  return capped ?? fields;
+}
+
+/**
+ * One JSON object per line: `{"level","time","message",…fields}`. Fields must never carry secrets; string
+ * fields are cut at {@link MAX_FIELD_CHARS}, so a client can't make a line long.
+ */
 export class JsonLogger implements Logger {
   private readonly threshold: number;
 
@@ -61,7 +78,7 @@ export class JsonLogger implements Logger {
 
   private emit(level: string, message: string, fields: LogFields | undefined): void {
     this.write(
-      `${JSON.stringify({ level, time: new Date().toISOString(), message, ...this.base, ...fields })}\n`,
+      `${JSON.stringify({ level, time: new Date().toISOString(), message, ...this.base, ...(fields && capFields(fields)) })}\n`,
     );
   }
 }

@@ -1,3 +1,4 @@
+import { BoundedMap } from '../core/bounded-map.js';
 import type {
   AcquireRequest,
   Acquisition,
@@ -23,7 +24,7 @@ interface MutableKey {
   reason?: string | undefined;
   /** The operator's switch, kept apart from health: lifting it restores whatever health the key has. */
   disabled: boolean;
-  cooldowns: Record<string, Cooldown>;
+  cooldowns: BoundedMap<string, Cooldown>;
   lastCheck?: { outcome: string; at: number } | undefined;
 }
 
@@ -33,7 +34,7 @@ function view(k: MutableKey, copy = false): KeyView {
     keyId: k.keyId,
     status: k.disabled ? 'disabled' : k.health,
     reason: k.disabled ? 'operator' : k.reason,
-    cooldowns: copy ? { ...k.cooldowns } : k.cooldowns,
+    cooldowns: copy ? new Map(k.cooldowns) : k.cooldowns,
     lastCheck: k.lastCheck,
   };
 }
@@ -49,15 +50,30 @@ export function soonest<T extends string>(
 }
 
 /**
+ * Most models one key holds cooldowns for. Gemini serves about a hundred; past the bound the cooldown
+ * set longest ago is dropped (the key may then meet one more 429 for that model, which cools it again).
+ */
+export const MAX_COOLDOWN_MODELS_PER_KEY = 256;
+/**
+ * Most budget×model windows held. Past the bound the window counted longest ago is dropped: that budget
+ * starts counting that model afresh (Gemini's own 429 still stops it). Only names outside Gemini's model
+ * list (while the proxy can't read it) can get there.
+ */
+export const MAX_BUDGET_WINDOWS = 4096;
+/** Most client windows held (clients are configured tokens; the bound only keeps upkeep O(1)). */
+export const MAX_CLIENT_WINDOWS = 4096;
+
+/**
  * Key state held in this process: the default for local use, and the fallback the shared store leans
  * on when DynamoDB is unreachable. Follows the shared store's rules: cooldowns only extend, invalid keys
- * are not revived by a success, a disabled key stays disabled until the operator lifts it.
+ * are not revived by a success, a disabled key stays disabled until the operator lifts it. Everything keyed
+ * by model is bounded, with O(1) upkeep per request: nothing is ever scanned.
  */
 export class MemoryKeyStateStore implements KeyStateStore {
   private readonly keys = new Map<string, MutableKey>();
   private readonly cursors = new Map<string, number>();
-  private readonly budgets = new Map<string, WindowCounts>();
-  private readonly clients = new Map<string, { minute: number; count: number }>();
+  private readonly budgets = new BoundedMap<string, WindowCounts>(MAX_BUDGET_WINDOWS);
+  private readonly clients = new BoundedMap<string, { minute: number; count: number }>(MAX_CLIENT_WINDOWS);
 
   async acquire(request: AcquireRequest): Promise<Acquisition> {
     const { group, model, now, limits } = request;
@@ -66,9 +82,6 @@ export class MemoryKeyStateStore implements KeyStateStore {
       const current = this.clients.get(request.client.clientId);
       const count = current?.minute === minute ? current.count : 0;
       if (count >= request.client.rpm) return { kind: 'client_limited', retryAt: (minute + 1) * MINUTE_MS };
-      if (this.clients.size >= 1000) {
-        for (const [id, w] of this.clients) if (w.minute !== minute) this.clients.delete(id);
-      }
       this.clients.set(request.client.clientId, { minute, count: count + 1 });
     }
     const views = request.keys.map((k) => view(this.key(group, k.keyId)));
@@ -103,9 +116,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
       case 'success':
         return;
       case 'cooldown': {
-        const current = key.cooldowns[update.model];
+        const current = key.cooldowns.get(update.model);
         if (current === undefined || current.until < update.cooldown.until)
-          key.cooldowns[update.model] = update.cooldown;
+          key.cooldowns.set(update.model, update.cooldown);
         return;
       }
       case 'invalid':
@@ -118,8 +131,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
         key.disabled = update.status === 'disabled';
         return;
       case 'clear_expired':
-        for (const [model, c] of Object.entries(key.cooldowns))
-          if (c.until <= update.now) delete key.cooldowns[model];
+        for (const [model, c] of key.cooldowns) if (c.until <= update.now) key.cooldowns.delete(model);
         return;
       case 'checked':
         key.lastCheck = { outcome: update.outcome, at: update.at };
@@ -142,10 +154,6 @@ export class MemoryKeyStateStore implements KeyStateStore {
   private count(budgetKey: string, now: number, windowMs: number): void {
     const day = pacificDay(now);
     const minute = minuteIndex(now, windowMs);
-    if (this.budgets.size >= 1000) {
-      // Windows of past days can't refuse anything any more: drop them so model names can't grow memory.
-      for (const [id, w] of this.budgets) if (w.day !== day) this.budgets.delete(id);
-    }
     const c = this.budgets.get(budgetKey);
     const sameDay = c?.day === day;
     this.budgets.set(budgetKey, {
@@ -160,7 +168,12 @@ export class MemoryKeyStateStore implements KeyStateStore {
     const id = `${group}\u0000${keyId}`;
     let key = this.keys.get(id);
     if (key === undefined) {
-      key = { keyId, health: 'active', disabled: false, cooldowns: {} };
+      key = {
+        keyId,
+        health: 'active',
+        disabled: false,
+        cooldowns: new BoundedMap(MAX_COOLDOWN_MODELS_PER_KEY),
+      };
       this.keys.set(id, key);
     }
     return key;

@@ -72,9 +72,9 @@ export class CircuitBreakers {
     c.probes = 0;
   }
 
-  /** A transient failure: counts towards opening; in half-open, opens again at once. */
-  failed(target: string, now: number): void {
-    if (this.options.failureThreshold === 0) return;
+  /** A transient failure: counts towards opening; in half-open, opens again at once. True if it opened. */
+  failed(target: string, now: number): boolean {
+    if (this.options.failureThreshold === 0) return false;
     let c = this.circuits.get(target);
     if (c === undefined) {
       c = { state: 'closed', failures: 0, openUntil: 0, probes: 0, probingSince: 0 };
@@ -85,7 +85,9 @@ export class CircuitBreakers {
       c.state = 'open';
       c.openUntil = now + this.options.openMs;
       c.probes = 0;
+      return true;
     }
+    return false;
   }
 
   /** Every circuit that has seen a failure, for `/health/detailed` and metrics. */

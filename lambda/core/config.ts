@@ -1,5 +1,7 @@
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
+import { canonicalModel } from './models.js';
+import { ROUTE_FAMILIES } from './route-access.js';
 
 // zod/mini keeps the Lambda bundle small; English messages for the checks that don't carry their own.
 z.config(en());
@@ -58,7 +60,13 @@ const groupSchema = z.strictObject({
     DEFAULT_TARGET_URL,
   ),
   /** Models routed to this group first; other models go to every group in order. */
-  models: z.optional(z.array(nonEmpty('expected a model name'))),
+  models: z.optional(
+    z.array(
+      z
+        .string('expected a model name')
+        .check(z.refine((m) => canonicalModel(m).ok, 'expected a model name such as gemini-2.5-flash')),
+    ),
+  ),
   proxy_url: z.optional(
     z
       .unknown()
@@ -66,14 +74,37 @@ const groupSchema = z.strictObject({
   ),
 });
 
-const serverSchema = z.strictObject({
-  host: withDefault(nonEmpty('expected a host'), '127.0.0.1'),
-  port: withDefault(int(z.gte(0, 'expected 0-65535'), z.lte(65535, 'expected 0-65535')), 8081),
-  /** Allows running with no `client_tokens`; only honoured on a loopback host. */
-  allow_unauthenticated: withDefault(z.boolean('expected true or false'), false),
-  /** Largest request body accepted, counted while reading. */
-  max_body_bytes: withDefault(positive(), 10 * 1024 * 1024),
-});
+const serverSchema = z
+  .strictObject({
+    host: withDefault(nonEmpty('expected a host'), '127.0.0.1'),
+    port: withDefault(int(z.gte(0, 'expected 0-65535'), z.lte(65535, 'expected 0-65535')), 8081),
+    /** Allows running with no `client_tokens`; only honoured on a loopback host. */
+    allow_unauthenticated: withDefault(z.boolean('expected true or false'), false),
+    /** Largest request body accepted, counted while reading. */
+    max_body_bytes: withDefault(positive(), 10 * 1024 * 1024),
+    /**
+     * Route families reaching resources of a key's Google project (shared by every client of that key)
+     * that are forwarded anyway; refused with 403 unless listed.
+     */
+    allow_route_families: withDefault(
+      z.array(z.enum(ROUTE_FAMILIES, `expected one of ${ROUTE_FAMILIES.join(', ')}`), 'expected a list'),
+      [],
+    ),
+    /** Time a connection has to send a request's headers, from its first byte (or from connecting). */
+    header_timeout_ms: withDefault(positive(), 10_000),
+    /** Time a connection has to send a whole request, headers and body; the answer is not bounded by it. */
+    request_receive_timeout_ms: withDefault(positive(), 30_000),
+    /** How long a keep-alive connection may sit idle between requests. */
+    idle_timeout_ms: withDefault(positive(), 65_000),
+    /** How long writes to a client that stopped reading may stay blocked before the connection is dropped. */
+    write_stall_timeout_ms: withDefault(positive(), 60_000),
+  })
+  .check(
+    z.refine((s) => s.header_timeout_ms <= s.request_receive_timeout_ms, {
+      message: 'expected at most request_receive_timeout_ms',
+      path: ['header_timeout_ms'],
+    }),
+  );
 
 const upstreamSchema = z.strictObject({
   native_base_url: withDefault(
@@ -93,6 +124,11 @@ const upstreamSchema = z.strictObject({
   generation_first_byte_timeout_ms: withDefault(positive(), 300_000),
   /** Bound on a whole client request, attempts and waits included. */
   request_timeout_ms: withDefault(positive(), 600_000),
+  /**
+   * How often Gemini's model list is read again (`GET /v1beta/models`, in the background); models not on
+   * it are answered 404 without a Gemini call or any state. 0: never read, every well-formed name is served.
+   */
+  model_list_ms: withDefault(nonNegative(), 3_600_000),
 });
 
 const policySchema = z.strictObject({

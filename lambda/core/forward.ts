@@ -35,6 +35,7 @@ import {
 } from './refusals.js';
 import type { Scrubber } from './secrets.js';
 import type { StateWrites } from './state-writes.js';
+import { upstreamErrorAnswer } from './upstream-errors.js';
 import type { UpstreamHealth } from './upstream-health.js';
 import { UsageTail } from './usage.js';
 
@@ -101,6 +102,8 @@ interface Attempts {
   quotaRetryAt?: number | undefined;
   /** A generation call of this request already timed out waiting for Gemini's headers. */
   slow: boolean;
+  /** Keys that answered this request 500: a second one shows the failure follows the request. */
+  readonly internalErrors: Set<string>;
 }
 
 type KeyResult = { readonly answer: ProxyResponse } | { readonly rotate: true };
@@ -150,6 +153,7 @@ export class Forwarder {
       deadline,
       stateWaitMs: stateWaitAllowanceMs(this.deps.config.state),
       slow: false,
+      internalErrors: new Set(),
     };
     try {
       return await this.attempt(job, state);
@@ -271,7 +275,7 @@ export class Forwarder {
         state.timeToFirstByteMs = now() - sent;
         // Any answer but a transient failure shows the target is up (429s and 4xx included).
         if (response.status === 500 || response.status === 502 || response.status === 503) {
-          health.failed(target, keyId);
+          health.failed(target, keyId, job.request.requestId);
         } else {
           health.answered(target, keyId, response.status < 400 ? state.timeToFirstByteMs : undefined);
         }
@@ -287,7 +291,12 @@ export class Forwarder {
         }
         const text = await readText(response.body);
         outcome = classifyUpstreamResponse(response.status, text ?? '');
-        answer = this.errorAnswer(job, response, text);
+        if (outcome.kind === 'internal') {
+          const elsewhere = [...state.internalErrors].some((other) => other !== keyId);
+          state.internalErrors.add(keyId);
+          outcome = { kind: 'internal', repeated: elsewhere };
+        }
+        answer = upstreamErrorAnswer(job.target.kind, response, text, this.deps.scrubber, now());
       } catch (err) {
         if (signal.aborted) return { answer: this.finish(job, state, cancelled(job.request.signal.aborted)) };
         answer = networkFailure(err);
@@ -300,11 +309,12 @@ export class Forwarder {
           outcome = { kind: 'slow', resent: state.slow };
           state.slow = true;
         } else {
-          health.unreachable(target);
+          health.unreachable(target, job.request.requestId);
           outcome = { kind: 'transient' };
         }
       }
-      if (outcome.kind === 'transient' || outcome.kind === 'slow') state.upstreamErrors.transient++;
+      const failed = outcome.kind === 'transient' || outcome.kind === 'slow' || outcome.kind === 'internal';
+      if (failed) state.upstreamErrors.transient++;
       else if (outcome.kind === 'quota') state.upstreamErrors.quota++;
       else if (outcome.kind === 'dead_key') {
         health.deadKey(keyId);
@@ -372,7 +382,7 @@ export class Forwarder {
             });
           }
           // A quota refusal is not the client's answer: another key (or our own 429) will be.
-          state.lastFailure = outcome.kind === 'transient' || outcome.kind === 'slow' ? answer : undefined;
+          state.lastFailure = failed ? answer : undefined;
           if (outcome.kind === 'quota' && decision.cooldown !== undefined) {
             state.quotaRetryAt = Math.min(state.quotaRetryAt ?? Infinity, decision.cooldown.until);
           }
@@ -432,28 +442,6 @@ export class Forwarder {
           ? this.deps.config.upstream.generation_first_byte_timeout_ms
           : this.deps.config.upstream.first_byte_timeout_ms,
     };
-  }
-
-  /** An upstream error body, scrubbed of key material; array-wrapped errors unwrapped for OpenAI clients. */
-  private errorAnswer(job: ForwardJob, response: UpstreamResponse, text: string | undefined): ProxyResponse {
-    if (text === undefined) {
-      return openAiError(response.status, 'Gemini answered with an oversized error body.', 'upstream_error');
-    }
-    let body = this.deps.scrubber.scrub(text);
-    if (job.target.kind === 'openai' && body.trimStart().startsWith('[')) {
-      try {
-        const parsed: unknown = JSON.parse(body);
-        if (Array.isArray(parsed) && parsed.length === 1) body = JSON.stringify(parsed[0]);
-      } catch {
-        // Not JSON: pass the scrubbed text as it is.
-      }
-    }
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(clientResponseHeaders(response.headers))) {
-      // The scrubbed body may differ in length; Node frames it anew.
-      if (name !== 'content-length') headers[name] = this.deps.scrubber.scrub(value);
-    }
-    return { status: response.status, headers, body };
   }
 
   /**

@@ -1,5 +1,7 @@
 /** Reading Gemini's error bodies and deciding what an upstream answer says about the key. */
 
+import { LONGEST_PACIFIC_DAY_MS } from './pacific-time.js';
+
 export interface GeminiErrorDetail {
   '@type'?: string;
   reason?: string;
@@ -21,8 +23,14 @@ export type UpstreamOutcome =
   | { kind: 'dead_key'; reason: string }
   /** 429: `scope` says which quota; `retryDelayMs` is Gemini's RetryInfo (or the message's hint). */
   | { kind: 'quota'; scope: 'day' | 'short'; retryDelayMs: number | undefined }
-  /** 500/502/503, network failure, first-byte timeout: retry, never blacklist. */
+  /** 502/503, network failure, first-byte timeout: retry, never blacklist. */
   | { kind: 'transient' }
+  /**
+   * 500 (INTERNAL): Gemini failed while handling this request. Only another key tells whether the
+   * request itself makes it fail; `repeated` (set by the attempt loop, which alone knows) says this
+   * request already got a 500 from another key: it follows the request, and is answered.
+   */
+  | { kind: 'internal'; repeated?: boolean }
   /**
    * A generation call got no response headers within its bound. Gemini may still be working on (and
    * billing) it, so it is re-sent at most once per request (`resent`: this request already did).
@@ -69,10 +77,16 @@ export function parseGeminiError(text: string): GeminiError | undefined {
   };
 }
 
-/** Parses a protobuf Duration as Gemini writes it (`"38s"`, `"45.837906927s"`) into whole ms, rounded up. */
+/**
+ * Parses a protobuf Duration as Gemini writes it (`"38s"`, `"45.837906927s"`) into whole ms, rounded up.
+ * Anything else (a sign, an exponent, no finite value) is absent; a delay longer than a Pacific day is
+ * cut to one (callers clamp further, to the next Pacific midnight).
+ */
 export function parseRetryDelay(value: string | undefined): number | undefined {
   const m = value === undefined ? null : /^\s*(\d+(?:\.\d+)?)s\s*$/.exec(value);
-  return m?.[1] === undefined ? undefined : Math.ceil(Number(m[1]) * 1000);
+  if (m?.[1] === undefined) return undefined;
+  const ms = Math.ceil(Number(m[1]) * 1000);
+  return Number.isFinite(ms) ? Math.min(ms, LONGEST_PACIFIC_DAY_MS) : undefined;
 }
 
 function errorReasons(error: GeminiError): string[] {
@@ -97,7 +111,8 @@ export function classifyUpstreamResponse(status: number, bodyText: string): Upst
   if (status < 400) return { kind: 'success' };
   const error = parseGeminiError(bodyText);
   if (status === 429) return quotaOutcome(error);
-  if (status === 500 || status === 502 || status === 503) return { kind: 'transient' };
+  if (status === 500) return { kind: 'internal' };
+  if (status === 502 || status === 503) return { kind: 'transient' };
   if (error !== undefined && (status === 400 || status === 403)) {
     const dead = errorReasons(error).find((r) => DEAD_REASONS.has(r));
     if (dead !== undefined) return { kind: 'dead_key', reason: dead };

@@ -1,35 +1,21 @@
 import type { Headers } from './http.js';
 
-/** Request headers never forwarded upstream: hop-by-hop, framing, the client's credentials, encodings. */
-const DROP_REQUEST = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-  'content-length',
-  'expect',
-  'authorization',
-  'x-goog-api-key',
-  'x-api-key',
-  'cookie',
-  'accept-encoding',
-  'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-real-ip',
-  'x-request-id',
-  'x-amzn-trace-id',
-]);
+/**
+ * The only client request headers sent upstream: what Gemini needs to read the body and shape the answer.
+ * Everything else stays here. Among what a client could otherwise send: `x-goog-user-project` (switches
+ * the project billed and quota-checked), `x-http-method-override` (turns a POST into a DELETE),
+ * `x-goog-fieldmask`, `x-goog-api-client`, `x-server-timeout`, credentials (`authorization`,
+ * `x-goog-api-key`, `api-key`, cookies), `origin`/`referer`, `user-agent`, hop-by-hop and forwarding
+ * headers, and `accept-encoding` / `content-encoding` (the proxy reads and relays bodies as they are).
+ * The key is added by the caller.
+ */
+const FORWARD_REQUEST: ReadonlySet<string> = new Set(['content-type', 'accept']);
 
-/** Response headers never passed back: hop-by-hop framing and Google's own cookies and alt-svc. */
+/**
+ * Response headers never passed back: hop-by-hop framing, Google's own cookies and alt-svc, and its
+ * cross-origin grants. Google's CORS answer reflects the caller's Origin with credentials; relayed, it
+ * would let a web page on any origin read the proxy's answers. The proxy offers no CORS of its own.
+ */
 const DROP_RESPONSE = new Set([
   'connection',
   'keep-alive',
@@ -41,9 +27,12 @@ const DROP_RESPONSE = new Set([
   'upgrade',
   'alt-svc',
   'set-cookie',
+  'timing-allow-origin',
 ]);
+/** Every upstream `access-control-*` header is dropped too. */
+const CORS_RESPONSE = /^access-control-/;
 
-function copy(headers: Headers, drop: ReadonlySet<string>): Record<string, string> {
+function copy(headers: Headers, keep: (name: string) => boolean): Record<string, string> {
   const out: Record<string, string> = {};
   // Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1).
   const connection = headerValue(headers, 'connection');
@@ -52,20 +41,20 @@ function copy(headers: Headers, drop: ReadonlySet<string>): Record<string, strin
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (drop.has(lower) || listed?.has(lower)) continue;
+    if (!keep(lower) || listed?.has(lower)) continue;
     out[lower] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }
 
-/** Client request headers fit to send upstream (the key is added by the caller). */
+/** Client request headers fit to send upstream: an allow-list (the key is added by the caller). */
 export function upstreamRequestHeaders(headers: Headers): Record<string, string> {
-  return copy(headers, DROP_REQUEST);
+  return copy(headers, (name) => FORWARD_REQUEST.has(name));
 }
 
 /** Upstream response headers fit to return to the client. */
 export function clientResponseHeaders(headers: Headers): Record<string, string> {
-  return copy(headers, DROP_RESPONSE);
+  return copy(headers, (name) => !DROP_RESPONSE.has(name) && !CORS_RESPONSE.test(name));
 }
 
 export function headerValue(headers: Headers, name: string): string | undefined {

@@ -175,7 +175,7 @@ export function summarize(group: string, views: readonly KeyView[], now: number)
   for (const v of views) {
     if (v.status === 'disabled') disabled++;
     else if (v.status === 'invalid') invalid++;
-    else if (Object.values(v.cooldowns).some((c) => c.until > now)) cooling++;
+    else if ([...v.cooldowns.values()].some((c) => c.until > now)) cooling++;
     else healthy++;
   }
   return { group, total: views.length, healthy, cooling, invalid, disabled };

@@ -15,8 +15,11 @@ export interface KeyView {
   readonly keyId: string;
   readonly status: KeyStatus;
   readonly reason?: string | undefined;
-  /** Cooldowns by model ('' for model-less calls such as listing models). */
-  readonly cooldowns: Readonly<Record<string, Cooldown>>;
+  /**
+   * Cooldowns by model ('' for model-less calls such as listing models). A Map: model names come from
+   * clients, and a plain object would find `constructor` or `toString` on its prototype.
+   */
+  readonly cooldowns: ReadonlyMap<string, Cooldown>;
   /** The scheduled health check's last answer for this key, if any. */
   readonly lastCheck?: { readonly outcome: string; readonly at: number } | undefined;
 }
@@ -133,7 +136,7 @@ export interface KeyStateStore {
 /** True when the key may serve `model` at `now`. */
 export function isUsable(key: KeyView, model: string, now: number): boolean {
   if (key.status !== 'active') return false;
-  const cooldown = key.cooldowns[model];
+  const cooldown = key.cooldowns.get(model);
   return cooldown === undefined || cooldown.until <= now;
 }
 
@@ -159,7 +162,7 @@ export function pickKey(
     const index = (((start + i) % n) + n) % n;
     const key = keys[index]!;
     if (key.status !== 'active') continue;
-    const cooldown = key.cooldowns[model];
+    const cooldown = key.cooldowns.get(model);
     if (cooldown !== undefined && cooldown.until > now) {
       retryAt = retryAt === undefined ? cooldown.until : Math.min(retryAt, cooldown.until);
       continue;

@@ -12,6 +12,12 @@ const parts = new Intl.DateTimeFormat('en-US', {
   second: 'numeric',
 });
 
+/**
+ * The longest Pacific calendar day (the one DST ends on): the next Pacific midnight is never further
+ * away. Nothing Gemini asks the proxy to wait for is longer (a daily quota resets then).
+ */
+export const LONGEST_PACIFIC_DAY_MS = 25 * 3_600_000;
+
 /** Offset of Los Angeles wall time from UTC at `epochMs`, in ms (e.g. -7 h during PDT). */
 function offsetAt(epochMs: number): number {
   const p: Record<string, number> = {};

@@ -32,6 +32,10 @@ export function decide(
       return { action: 'invalidate_and_rotate', reason: outcome.reason };
     case 'quota':
       return { action: 'cool_and_rotate', cooldown: quotaCooldown(outcome, now, policy) };
+    case 'internal':
+      // A 500 says nothing about the key: the next key at once, nothing cooled. A second key's 500 for
+      // the same request shows the failure follows the request: it is the client's answer.
+      return outcome.repeated ? { action: 'answer' } : { action: 'cool_and_rotate', cooldown: undefined };
     case 'slow':
       // Slow is not broken: no cooldown, and one more key at most (each attempt may be billed).
       return outcome.resent ? { action: 'answer' } : { action: 'cool_and_rotate', cooldown: undefined };
@@ -49,13 +53,21 @@ export function decide(
   }
 }
 
-/** A daily quota parks until Pacific midnight; a short quota waits RetryInfo; no details → the default. */
+/**
+ * A daily quota parks until Pacific midnight; a short quota waits RetryInfo; no details → the default.
+ * Gemini's delay is not trusted: one that is not a finite, non-negative number counts as absent, and
+ * none parks a key past the next Pacific midnight (when every quota resets).
+ */
 export function quotaCooldown(
   outcome: Extract<UpstreamOutcome, { kind: 'quota' }>,
   now: number,
   policy: ProxyConfig['policy'],
 ): Cooldown {
-  if (outcome.scope === 'day') return { until: nextPacificMidnight(now), cause: 'rpd' };
-  if (outcome.retryDelayMs !== undefined) return { until: now + outcome.retryDelayMs, cause: 'rpm' };
+  const midnight = nextPacificMidnight(now);
+  if (outcome.scope === 'day') return { until: midnight, cause: 'rpd' };
+  const delay = outcome.retryDelayMs;
+  if (delay !== undefined && Number.isFinite(delay) && delay >= 0) {
+    return { until: Math.min(now + delay, midnight), cause: 'rpm' };
+  }
   return { until: now + policy.default_quota_cooldown_ms, cause: 'quota' };
 }

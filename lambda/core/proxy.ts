@@ -6,8 +6,11 @@ import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
 import type { KeyRef, KeyStateStore, KeyView } from './key-state.js';
 import type { Logger } from './logger.js';
 import { type MetricsSink, noMetrics } from './metrics.js';
+import { ModelCatalog } from './model-catalog.js';
 import { openAiError } from './openai-errors.js';
 import { hasLimits } from './quota.js';
+import { requestModel } from './request-model.js';
+import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
 import { keyId, Scrubber, TokenVerifier } from './secrets.js';
 import { StateWrites } from './state-writes.js';
@@ -30,13 +33,6 @@ export interface ProxyDeps {
   /** Pending state writes, likewise shared across configurations. @default a new one */
   readonly writes?: StateWrites;
 }
-
-const JSON_TYPE = /^application\/(.+\+)?json\b/i;
-/** OpenAI-compatible calls that generate (and may take minutes to answer whole). */
-const OPENAI_GENERATION = /^(chat\/completions|completions|responses|images\/generations)$/;
-/** Native generation methods: `…:generateContent` (whole) and `…:streamGenerateContent` (streamed). */
-const NATIVE_GENERATION = /:(stream)?generateContent$/i;
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 
 function buildGroup(group: GroupConfig): KeyGroup {
   const keys = new Map<string, string>();
@@ -87,12 +83,19 @@ export class GeminiProxy {
   private readonly metrics: MetricsSink;
   private readonly health: UpstreamHealth;
   private readonly writes: StateWrites;
+  /** Project-wide route families the operator opted in to (`server.allow_route_families`). */
+  private readonly routeFamilies: ReadonlySet<RouteFamily>;
+  /** What Gemini serves (read in the background); a model not on it is answered 404. */
+  private readonly catalog: ModelCatalog;
+  /** Keys the model list may be read with: every configured key, in configuration order. */
+  private readonly listingKeys: readonly string[];
 
   constructor(deps: ProxyDeps) {
     this.config = deps.config;
     this.store = deps.store;
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
+    this.routeFamilies = new Set(deps.config.server.allow_route_families);
     this.metrics = deps.metrics ?? noMetrics;
     const tokens = configuredTokens(deps.config);
     this.tokens = new TokenVerifier(tokens);
@@ -101,6 +104,17 @@ export class GeminiProxy {
       ...deps.config.groups.flatMap((g) => configuredKeys(g).map((k) => k.apiKey)),
       ...tokens.flatMap((t) => (t.token === undefined ? [] : [t.token])),
     ];
+    this.listingKeys = this.groups.flatMap((g) => [...g.keys.values()]);
+    this.catalog = new ModelCatalog({
+      upstream: deps.upstream,
+      baseUrl: deps.config.upstream.native_base_url,
+      refreshMs: deps.config.upstream.model_list_ms,
+      configured: this.groups.flatMap((g) => [...(g.models ?? [])]),
+      connectTimeoutMs: deps.config.upstream.connect_timeout_ms,
+      firstByteTimeoutMs: deps.config.upstream.first_byte_timeout_ms,
+      logger: deps.logger,
+      now: this.now,
+    });
     this.health = deps.health ?? new UpstreamHealth(deps.config.policy, this.now);
     this.writes = deps.writes ?? new StateWrites(deps.store, deps.logger);
     this.forwarder = new Forwarder({
@@ -145,7 +159,12 @@ export class GeminiProxy {
 
   private async route(request: ProxyRequest, route: Route, started: number): Promise<ProxyResponse> {
     if (route.kind === 'health') return json(200, { status: 'ok' });
-    if (route.kind === 'not_found') {
+    // Only an allow-list goes to Gemini; a route it doesn't know is answered like any unknown path.
+    const access =
+      route.kind === 'openai' || route.kind === 'native'
+        ? routeAccess(request.method, request.path)
+        : undefined;
+    if (route.kind === 'not_found' || access?.kind === 'unknown') {
       this.logRefusal(request, 404, started);
       return openAiError(
         404,
@@ -154,7 +173,7 @@ export class GeminiProxy {
         'not_found',
       );
     }
-    const { query, key: queryKey } = stripKeyParam(request.query);
+    const { query: clientQuery, key: queryKey } = stripKeyParam(request.query);
     const client = this.tokens.enabled ? this.tokens.verify(presentedToken(request, queryKey)) : undefined;
     if (this.tokens.enabled && client === undefined) {
       this.logRefusal(request, 401, started);
@@ -166,6 +185,12 @@ export class GeminiProxy {
       );
     }
     if (route.kind === 'health_detailed') return json(200, await this.detailedHealth());
+    // Refused after the token check: a caller without a token learns nothing but 401.
+    if (access?.kind === 'family' && !this.routeFamilies.has(access.family)) {
+      this.logRefusal(request, 403, started);
+      return routeNotAllowed(access.family);
+    }
+    const query = forwardedQuery(clientQuery, access?.kind === 'family');
 
     let body: Uint8Array;
     try {
@@ -191,34 +216,22 @@ export class GeminiProxy {
       );
     }
 
-    let model: string;
-    let generation: 'streamed' | 'whole' | undefined;
-    if (route.kind === 'native') {
-      model = normalizeModel(route.model);
-      const method = NATIVE_GENERATION.exec(request.path);
-      if (method !== null) generation = method[1] === undefined ? 'whole' : 'streamed';
-    } else {
-      const parsed = this.fieldsFromBody(request, body);
-      if (parsed === undefined) {
-        this.logRefusal(request, 400, started);
-        return openAiError(
-          400,
-          'We could not parse the JSON body of your request.',
-          'invalid_request_error',
-          'invalid_json',
-        );
-      }
-      model = parsed.model;
-      if (OPENAI_GENERATION.test(route.rest)) generation = parsed.stream ? 'streamed' : 'whole';
+    // The model keys cooldowns and budgets: it must be exactly, and only, what Gemini will serve.
+    const read = requestModel(route, headerValue(request.headers, 'content-type'), body);
+    if (!read.ok) {
+      this.logRefusal(request, read.status, started);
+      return openAiError(read.status, read.message, 'invalid_request_error', read.code);
     }
-    // Model names become parts of state keys and log fields: keep them to what Gemini's names look like.
-    if (model !== '' && !MODEL_NAME.test(model)) {
-      this.logRefusal(request, 400, started);
+    const { model, generation } = read;
+    this.catalog.refresh(this.listingKeys);
+    if (model !== '' && !this.catalog.allows(model)) {
+      // A name Gemini doesn't list: no Gemini call, no state (so made-up names can't grow any).
+      this.logRefusal(request, 404, started);
       return openAiError(
-        400,
-        'The model name is not valid: use letters, digits and . _ - : / @ (at most 128 characters).',
+        404,
+        `The model \`${model}\` does not exist or you do not have access to it.`,
         'invalid_request_error',
-        'invalid_model',
+        'model_not_found',
       );
     }
 
@@ -236,31 +249,6 @@ export class GeminiProxy {
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       generation,
     });
-  }
-
-  /**
-   * The body's `model` ('' if none or not JSON) and whether it asks for a stream; undefined when a JSON
-   * body does not parse.
-   */
-  private fieldsFromBody(
-    request: ProxyRequest,
-    body: Uint8Array,
-  ): { model: string; stream: boolean } | undefined {
-    const none = { model: '', stream: false };
-    if (body.byteLength === 0) return none;
-    const type = headerValue(request.headers, 'content-type');
-    if (type !== undefined && !JSON_TYPE.test(type)) return none;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
-    } catch {
-      return undefined;
-    }
-    const fields = parsed as { model?: unknown; stream?: unknown } | null;
-    return {
-      model: typeof fields?.model === 'string' ? normalizeModel(fields.model) : '',
-      stream: fields?.stream === true,
-    };
   }
 
   /** Groups that list the model; if none does, every group in order. */
@@ -286,8 +274,7 @@ export class GeminiProxy {
           status: v.status,
           reason: v.reason ?? null,
           score: this.health.score(v),
-          lastCheck:
-            v.lastCheck === undefined ? null : { ...v.lastCheck, at: new Date(v.lastCheck.at).toISOString() },
+          lastCheck: v.lastCheck === undefined ? null : { ...v.lastCheck, at: isoTime(v.lastCheck.at) },
           cooling,
         };
       });
@@ -319,13 +306,22 @@ export class GeminiProxy {
   }
 }
 
-function coolingModels(view: KeyView, now: number): Record<string, { until: string; cause: string }> {
-  const out: Record<string, { until: string; cause: string }> = {};
-  for (const [model, c] of Object.entries(view.cooldowns)) {
-    if (c.until > now)
-      out[model === '' ? '*' : model] = { until: new Date(c.until).toISOString(), cause: c.cause };
+function coolingModels(view: KeyView, now: number): Record<string, { until: string | null; cause: string }> {
+  // No prototype: a model named `__proto__` is a field like any other.
+  const out: Record<string, { until: string | null; cause: string }> = Object.create(null);
+  for (const [model, c] of view.cooldowns) {
+    if (c.until > now) out[model === '' ? '*' : model] = { until: isoTime(c.until), cause: c.cause };
   }
   return out;
+}
+
+/**
+ * An instant from stored state as ISO 8601, or null when it is no date at all (NaN, or beyond what a
+ * Date holds: state another instance or an older version wrote must not make the endpoint fail).
+ */
+function isoTime(epochMs: number): string | null {
+  const date = new Date(epochMs);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
 function json(status: number, value: unknown): ProxyResponse {

@@ -2,9 +2,18 @@
 import type { ProxyResponse } from './http.js';
 import { UpstreamError } from './http.js';
 import { openAiError } from './openai-errors.js';
+import { LONGEST_PACIFIC_DAY_MS } from './pacific-time.js';
 
-function retryAfterSeconds(waitMs: number): number {
-  return Math.max(1, Math.ceil(waitMs / 1000));
+/** The longest Retry-After the proxy sends (s): no cooldown outlasts the next Pacific midnight. */
+export const MAX_RETRY_AFTER_S = LONGEST_PACIFIC_DAY_MS / 1000;
+
+/**
+ * A wait as a Retry-After value: whole seconds from 1 to {@link MAX_RETRY_AFTER_S}, whatever the wait
+ * was computed from (stored state of another instance or an older version may hold any instant).
+ */
+export function retryAfterSeconds(waitMs: number): number {
+  if (Number.isNaN(waitMs)) return 1;
+  return Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(waitMs / 1000)));
 }
 
 export function keysExhausted(waitMs: number, quota = false): ProxyResponse {

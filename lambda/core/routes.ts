@@ -5,8 +5,11 @@ export type Route =
   | { readonly kind: 'health_detailed' }
   /** OpenAI-compatible: `/v1/<rest>` goes to `<target_url><rest>`. */
   | { readonly kind: 'openai'; readonly rest: string }
-  /** Native Gemini: the path is kept and appended to the native base URL. */
-  | { readonly kind: 'native'; readonly model: string }
+  /**
+   * Native Gemini: the path is kept and appended to the native base URL. `model` is the decoded segment
+   * after `models/` ('' if none), `method` what follows its `:` as sent (undefined if no `:`).
+   */
+  | { readonly kind: 'native'; readonly model: string; readonly method?: string | undefined }
   | { readonly kind: 'not_found' };
 
 /**
@@ -23,10 +26,11 @@ export function matchRoute(method: string, path: string): Route {
   if (DOT_SEGMENT.test(path) || BACKSLASH.test(path) || path.includes('//')) return { kind: 'not_found' };
   if (path.startsWith('/v1/') && path.length > 4) return { kind: 'openai', rest: path.slice(4) };
   if (path.startsWith('/v1beta/') && path.length > 8) {
-    const m = /^\/v1beta\/models\/([^/:]+)/.exec(path);
+    const m = /^\/v1beta\/models\/([^/:]+)(?::(.*))?/.exec(path);
     if (m?.[1] === undefined) return { kind: 'native', model: '' };
+    // Decoded, so that a `%3A` or `%2F` inside it shows (and gets the name refused as not canonical).
     const model = safeDecode(m[1]);
-    return model === undefined ? { kind: 'not_found' } : { kind: 'native', model };
+    return model === undefined ? { kind: 'not_found' } : { kind: 'native', model, method: m[2] };
   }
   return { kind: 'not_found' };
 }
@@ -36,7 +40,8 @@ export function normalizeModel(model: string): string {
   return model.startsWith('models/') ? model.slice(7) : model;
 }
 
-function safeDecode(s: string): string | undefined {
+/** A percent-encoded URL part decoded (`+` as a space), or undefined if it doesn't decode. */
+export function safeDecode(s: string): string | undefined {
   try {
     return decodeURIComponent(s.replace(/\+/g, ' '));
   } catch {

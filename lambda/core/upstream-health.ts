@@ -22,11 +22,18 @@ interface Streak {
  * target answers again and no other key failed in between: if several keys fail in a row, the target
  * was down (a Gemini-wide 503 storm) and no key is charged. Network errors and timeouts never reach a
  * key's score (nothing about them is the key's); they count only towards the target's circuit.
+ *
+ * The circuit counts requests, not calls: a request's first failure at a target counts, its retries and
+ * other keys don't. A request that fails everywhere (a body Gemini can't handle) is one client's
+ * problem, and must not take the target away from every other client.
  */
 export class UpstreamHealth {
   private readonly breakers: CircuitBreakers;
   private readonly scores: HealthScores;
   private readonly streaks = new Map<string, Streak>();
+  /** Per target: the requests whose failure counted towards its circuit since it last answered or opened. */
+  private readonly counted = new Map<string, Set<string>>();
+  private readonly circuitEnabled: boolean;
   /** What key selection weighs: these scores, with the configured floor (relative to the best key). */
   readonly selection: HealthPreference;
 
@@ -39,6 +46,7 @@ export class UpstreamHealth {
       openMs: policy.circuit_open_ms,
       halfOpenProbes: policy.circuit_half_open_probes,
     });
+    this.circuitEnabled = policy.circuit_failure_threshold > 0;
     this.scores = new HealthScores(now);
     this.selection = { score: (key) => this.score(key), floor: policy.health_floor };
   }
@@ -54,6 +62,7 @@ export class UpstreamHealth {
    */
   answered(target: string, keyId: string, latencyMs?: number): void {
     this.breakers.succeeded(target);
+    this.counted.delete(target);
     const streak = this.streaks.get(target);
     if (streak !== undefined) {
       this.streaks.delete(target);
@@ -66,9 +75,12 @@ export class UpstreamHealth {
     if (latencyMs !== undefined) this.scores.success(keyId, latencyMs);
   }
 
-  /** A 500/502/503 from `keyId`: counts towards the circuit; the key is a suspect until the target answers. */
-  failed(target: string, keyId: string): void {
-    this.breakers.failed(target, this.now());
+  /**
+   * A 500/502/503 from `keyId` for request `requestId`: counts towards the circuit if it is the request's
+   * first failure there; the key is a suspect until the target answers.
+   */
+  failed(target: string, keyId: string, requestId: string): void {
+    this.countFailure(target, requestId);
     let streak = this.streaks.get(target);
     if (streak === undefined) {
       streak = { suspects: new Map(), wide: false };
@@ -84,8 +96,23 @@ export class UpstreamHealth {
   }
 
   /** No answer at all (network error, connect timeout): the target's problem, never the key's. */
-  unreachable(target: string): void {
-    this.breakers.failed(target, this.now());
+  unreachable(target: string, requestId: string): void {
+    this.countFailure(target, requestId);
+  }
+
+  /** One failure per request towards the target's circuit. */
+  private countFailure(target: string, requestId: string): void {
+    if (!this.circuitEnabled) return;
+    let requests = this.counted.get(target);
+    if (requests === undefined) {
+      requests = new Set();
+      this.counted.set(target, requests);
+    }
+    if (requests.has(requestId)) return;
+    requests.add(requestId);
+    // Once open, the streak that opened it is over: a probe's failure must count (and reopen) afresh.
+    // So the set holds fewer requests than the threshold, plus those failing at the same moment.
+    if (this.breakers.failed(target, this.now())) this.counted.delete(target);
   }
 
   /** The key itself is dead (invalid, suspended, …). */

@@ -23,6 +23,8 @@ const TOKEN = 'bench-client-token';
 const MODEL = 'gemini-2.5-flash';
 /** Gemini answers in hundreds of ms; throughput is also measured against an upstream this slow. */
 const UPSTREAM_MS = Number(process.env.BENCH_UPSTREAM_MS ?? 20);
+/** The model the fake answers UPSTREAM_MS late (the proxy forwards no test header that could ask it to). */
+const SLOW_MODEL = 'gemini-2.5-pro';
 const SLOW_PER_ROUND = 320;
 type Mode = 'direct' | 'bare' | 'proxy';
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
@@ -122,8 +124,10 @@ const quantile = (xs: number[], q: number) => {
 const round = (x: number) => Math.round(x * 1000) / 1000;
 
 async function main(): Promise<void> {
-  const fake = await startChild('test/bench/fake-upstream-process.ts', { BENCH_KEYS: KEYS.join(',') }, (l) =>
-    l.startsWith('{"url"'),
+  const fake = await startChild(
+    'test/bench/fake-upstream-process.ts',
+    { BENCH_KEYS: KEYS.join(','), BENCH_SLOW_MODEL: SLOW_MODEL, BENCH_UPSTREAM_MS: String(UPSTREAM_MS) },
+    (l) => l.startsWith('{"url"'),
   );
   const { url, openAiBase } = JSON.parse(fake.line) as { url: string; openAiBase: string };
   const dir = mkdtempSync(join(tmpdir(), 'gp-bench-'));
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
       messages: [{ role: 'user', content: 'hi' }],
       stream: true,
     });
-    const slow = { 'x-fake-delay-ms': String(UPSTREAM_MS) };
+    const slow = JSON.stringify({ model: SLOW_MODEL, messages: [{ role: 'user', content: 'hi' }] });
 
     const results = new Map<string, Batch[]>();
     const run = async (
@@ -196,8 +200,7 @@ async function main(): Promise<void> {
           await run(`${mode}_plain_c${concurrency}`, agent, t, plain, concurrency, n);
           await run(`${mode}_stream_c${concurrency}`, agent, t, stream, concurrency, n);
           if (concurrency === 32) {
-            const delayed = { ...t, headers: { ...t.headers, ...slow } };
-            await run(`${mode}_slow_c32`, agent, delayed, plain, concurrency, SLOW_PER_ROUND);
+            await run(`${mode}_slow_c32`, agent, t, slow, concurrency, SLOW_PER_ROUND);
           }
         }
       }

@@ -83,7 +83,9 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
     // Prepare: a config file only to point the group at the fake; keys and token come from env
     writeFileSync(
       join(dir, 'config.yaml'),
-      `groups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n`,
+      `groups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n` +
+        // The model list is read from the fake too: nothing leaves 127.0.0.1.
+        `upstream:\n  native_base_url: ${fake.url}\n`,
     );
     fake.options.streamChunkDelayMs = 100;
     const server = await start({ CLIENT_TOKENS: TOKEN, PORT: '0' }, dir);
@@ -123,7 +125,8 @@ describe('E2E: npm start (lambda/local/server.ts)', () => {
     const ddb = tempDir('gp-cli-ddb-');
     writeFileSync(
       join(ddb, 'config.yaml'),
-      `client_tokens: [${TOKEN}]\ngroups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n`,
+      `client_tokens: [${TOKEN}]\ngroups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n` +
+        `upstream:\n  native_base_url: ${fake.url}\n`,
     );
     try {
       // Act

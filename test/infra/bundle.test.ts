@@ -65,6 +65,8 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
       PROXY_SETTINGS: JSON.stringify({
         state: { endpoint: engine.endpoint, cache_ms: 0 },
         policy: { transient_retry_delay_ms: 5 },
+        // No background model-list read (it would go to Gemini's real address).
+        upstream: { model_list_ms: 0 },
       }),
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',

@@ -8,7 +8,7 @@ describe('Integration: circuit breaker per upstream target', () => {
     await h.close();
   });
 
-  const start = () =>
+  const start = (policy: Record<string, unknown> = {}) =>
     startHarness({
       config: {
         policy: {
@@ -18,23 +18,26 @@ describe('Integration: circuit breaker per upstream target', () => {
           circuit_failure_threshold: 3,
           circuit_open_ms: 300,
           circuit_half_open_probes: 1,
+          ...policy,
         },
       },
     });
 
-  it('opens after consecutive 5xx across keys, then refuses with 503 + Retry-After without calling Gemini', async () => {
+  it('opens after 5xx of consecutive distinct requests, then refuses with 503 + Retry-After without calling Gemini', async () => {
     // Prepare
     h = await start();
     for (const key of KEYS) h.fake.failNext(key, 10, 503);
 
     // Act
-    const failing = await postChat(h, chatBody());
+    const failing = [];
+    for (let i = 0; i < 3; i++) failing.push(await postChat(h, chatBody()));
     const callsWhenOpen = h.fake.calls.length;
     const refused = await postChat(h, chatBody());
 
-    // Assess
-    expect(failing.status).toBe(503);
-    expect(callsWhenOpen).toBe(3);
+    // Assess: a request counts once however many keys it failed on (4 + 4 calls); the third request's
+    // first failure opened the circuit, which stopped it
+    expect(failing.map((r) => r.status)).toEqual([503, 503, 503]);
+    expect(callsWhenOpen).toBe(9);
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(await refused.json()).toMatchObject({ error: { code: 'circuit_open' } });
@@ -44,21 +47,22 @@ describe('Integration: circuit breaker per upstream target', () => {
     ).json()) as { circuits: Array<{ state: string; consecutiveFailures: number }> };
     expect(health.circuits).toEqual([expect.objectContaining({ state: 'open', consecutiveFailures: 3 })]);
     // Metrics: the failing request counted its transient errors; the refusal is a circuit-open one.
-    const [first, second] = h.metrics;
+    const [first, , , fourth] = h.metrics;
     expect(first).toMatchObject({
       status: 503,
-      attempts: 3,
-      upstreamErrors: { transient: 3, quota: 0, deadKey: 0 },
+      attempts: 4,
+      upstreamErrors: { transient: 4, quota: 0, deadKey: 0 },
     });
-    expect(second).toMatchObject({ status: 503, attempts: 0, refusal: 'circuit_open' });
+    expect(fourth).toMatchObject({ status: 503, attempts: 0, refusal: 'circuit_open' });
   });
 
   it('lets a probe through after the open time and closes when it succeeds', async () => {
-    // Prepare: keys 0-2 fail once each (rotation takes them in order), which opens the circuit
-    h = await start();
+    // Prepare: one call per request; keys 0-2 fail once each (rotation takes them in order): three
+    // failed requests open the circuit
+    h = await start({ max_attempts: 1 });
     for (const key of KEYS.slice(0, 3)) h.fake.failNext(key, 1, 503);
-    expect((await postChat(h, chatBody())).status).toBe(503);
-    expect((await postChat(h, chatBody())).status).toBe(503);
+    for (let i = 0; i < 3; i++) expect((await postChat(h, chatBody())).status).toBe(503);
+    expect(await (await postChat(h, chatBody())).json()).toMatchObject({ error: { code: 'circuit_open' } });
     const callsWhileOpen = h.fake.calls.length;
 
     // Act: after the open time, one probe (key 3, healthy) goes through

@@ -50,8 +50,8 @@ describe('Integration: racing writers on one DynamoDB table (real engine)', () =
 
     // Assess: the table and both instances' views hold the longest one
     const longest = { until: now + 60_000 + 38, cause: 'rpd' };
-    expect((await a.describe(g, ['k']))[0]?.cooldowns.m).toEqual(longest);
-    expect((await b.describe(g, ['k']))[0]?.cooldowns.m).toEqual(longest);
+    expect((await a.describe(g, ['k']))[0]?.cooldowns.get('m')).toEqual(longest);
+    expect((await b.describe(g, ['k']))[0]?.cooldowns.get('m')).toEqual(longest);
     const picked = await b.acquire({
       group: g,
       keys: [{ keyId: 'k', budget: 'key:k' }],

@@ -117,15 +117,15 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
     expect(views[id(K.healed)]).toMatchObject({ status: 'active' });
     expect(views[id(K.leaked)]).toMatchObject({ status: 'invalid', reason: 'LEAKED' });
     expect(views[id(K.disabled)]).toMatchObject({ status: 'disabled' });
-    expect(views[id(K.limited)]?.cooldowns['gemini-2.5-flash']).toEqual(cooldown);
+    expect(views[id(K.limited)]?.cooldowns.get('gemini-2.5-flash')).toEqual(cooldown);
     expect(views[id(K.flaky)]).toMatchObject({
       status: 'active',
-      cooldowns: {},
+      cooldowns: new Map(),
       lastCheck: { outcome: 'transient' },
     });
     expect(views[id(K.refused)]).toMatchObject({ status: 'active', lastCheck: { outcome: 'client_error' } });
     expect(views[id(K.valid)]?.lastCheck?.outcome).toBe('valid');
-    expect(views[id(K.valid)]?.cooldowns).toEqual({}); // its ended cooldown was cleared
+    expect(views[id(K.valid)]?.cooldowns).toEqual(new Map()); // its ended cooldown was cleared
     expect(result.groups).toEqual([{ group, total: 8, healthy: 4, cooling: 1, invalid: 2, disabled: 1 }]);
     // No key ever went upstream in a URL; each check was one cheap listing call.
     const calls = fake.calls.filter((c) => c.path === '/v1beta/models');
@@ -145,7 +145,7 @@ describe('Integration: the scheduled key check against a fake Gemini and a real 
     ]);
     const [view] = await store.describe(group, [id]);
     expect(view).toMatchObject({ status: 'active' });
-    expect(view?.cooldowns.m).toEqual(cooldown);
+    expect(view?.cooldowns.get('m')).toEqual(cooldown);
 
     // The checker finds a key dead while the operator disables it: disabled wins.
     fake.killKey(K.dead, 'LEAKED');

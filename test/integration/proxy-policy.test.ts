@@ -250,11 +250,11 @@ describe('Integration: rotation and Gemini outcome policy', () => {
       config: { upstream: { first_byte_timeout_ms: 150, generation_first_byte_timeout_ms: 3000 } },
     });
     try {
-      const slow = { 'x-fake-delay-ms': '400' };
+      t.fake.options.responseDelayMs = 400;
 
       // Act
-      const whole = await postChat(t, chatBody(model), slow);
-      const streamed = await postChat(t, chatBody(model, { stream: true }), slow);
+      const whole = await postChat(t, chatBody(model));
+      const streamed = await postChat(t, chatBody(model, { stream: true }));
 
       // Assess: the whole answer waited; the stream gave up after one re-send
       expect(whole.status).toBe(200);
@@ -302,7 +302,7 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     expect((await health(h)).every((k) => k.status === 'active')).toBe(true);
   });
 
-  it('unwraps an array-wrapped error for OpenAI clients', async () => {
+  it('unwraps an array-wrapped error for OpenAI clients, in OpenAI’s shape', async () => {
     h.fake.respondNext('*', {
       status: 404,
       body: { error: { code: 404, message: 'models/x is not found', status: 'NOT_FOUND' } },
@@ -311,7 +311,13 @@ describe('Integration: rotation and Gemini outcome policy', () => {
     const res = await postChat(h, chatBody(model));
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
-      error: { code: 404, message: 'models/x is not found', status: 'NOT_FOUND' },
+      error: {
+        message: 'models/x is not found',
+        type: 'invalid_request_error',
+        param: null,
+        code: 404,
+        status: 'NOT_FOUND',
+      },
     });
   });
 

@@ -53,6 +53,8 @@ describe('Class: ProxyRuntime', () => {
         PROXY_SETTINGS: JSON.stringify({
           state: { endpoint: engine.endpoint, cache_ms: 0, ...state },
           policy: { transient_retries: 0, transient_cooldown_ms: 0, transient_retry_delay_ms: 1 },
+          // No background model-list read (it would go to Gemini's real address).
+          upstream: { model_list_ms: 0 },
         }),
       },
       {
@@ -154,6 +156,6 @@ describe('Class: ProxyRuntime', () => {
     release();
     await settling;
     const [view] = await memory.describe('primary', [keyId(KEYS[0]!)]);
-    expect(view!.cooldowns['gemini-2.5-flash']).toBeDefined();
+    expect(view!.cooldowns.get('gemini-2.5-flash')).toBeDefined();
   });
 });

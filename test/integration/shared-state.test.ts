@@ -90,7 +90,7 @@ describe('Integration: the proxy on shared DynamoDB state (real engine)', () => 
         rotationShards: 1,
       });
       const [view] = await reader.describe('primary', [keyId(KEYS[1]!)]);
-      expect(view?.cooldowns['fault-model']?.cause).toBe('rpm');
+      expect(view?.cooldowns.get('fault-model')?.cause).toBe('rpm');
       expect(h.logs.some((l) => l.includes('replaying local updates'))).toBe(true);
     } finally {
       await engine.start();

@@ -239,8 +239,9 @@ describe('Integration: slow is not down — budgets on a slow or failing DynamoD
     async (policy, status) => {
       // Prepare: a warm instance; then DynamoDB accepts connections and never answers
       await clearOfMinuteEnd();
-      const model = `hung-${policy}-model`;
-      const open = `hung-${policy}-open-model`;
+      // Model names are lower-case letters, digits, dots and dashes: serve_local → serve-local.
+      const model = `hung-${policy.replace('_', '-')}-model`;
+      const open = `hung-${policy.replace('_', '-')}-open-model`;
       const h = await instance({ on_outage: policy, retry_after_ms: 60_000 }, model, { openModel: open });
       expect((await postChat(h, chatBody(model))).status).toBe(200);
       await engine.stall();

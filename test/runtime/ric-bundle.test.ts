@@ -107,7 +107,8 @@ describe.skipIf(!RIC_DIR)(title, () => {
       METRICS_NAMESPACE: 'RicTest',
       PROXY_SETTINGS: JSON.stringify({
         ...settings,
-        upstream: { ...settings.upstream, native_base_url: fake.url },
+        // No background model-list read: it would be one more call in the fake's count.
+        upstream: { ...settings.upstream, native_base_url: fake.url, model_list_ms: 0 },
         state: { ...settings.state, endpoint: engine.endpoint, cache_ms: 0 },
         policy: { ...settings.policy, transient_retry_delay_ms: 5 },
       }),

@@ -30,15 +30,26 @@ export interface QuotaRule {
 }
 export interface ScriptedResponse {
   status: number;
-  body: unknown;
+  /** Sent as JSON (ignored when `raw` is given). */
+  body?: unknown;
   arrayWrapped?: boolean;
+  /** Sent byte for byte instead of JSON (text, HTML, '' for an empty body), with `headers` only. */
+  raw?: string;
+  headers?: Record<string, string>;
 }
 export interface FakeGeminiOptions {
   keys: string[];
   streamChunks?: number;
   streamChunkDelayMs?: number;
-  /** Delay before answering; a request header `x-fake-delay-ms` overrides it per request. */
+  /**
+   * Delay before answering. A request header `x-fake-delay-ms` overrides it per request, but the proxy
+   * does not forward that header: tests through the proxy set this option (or `modelDelayMs`) instead.
+   */
   responseDelayMs?: number;
+  /** Delay before answering a call that names one of these models (overrides `responseDelayMs`). */
+  modelDelayMs?: Record<string, number>;
+  /** Extra headers on every answer that is not scripted (e.g. CORS headers, as Google sends them). */
+  responseHeaders?: Record<string, string> | undefined;
 }
 export interface FakeGemini {
   readonly url: string;
@@ -48,6 +59,8 @@ export interface FakeGemini {
   killKey(key: string, reason: DeadReason): void;
   failNext(key: string, count: number, status?: number): void;
   respondNext(key: string | '*', response: ScriptedResponse): void;
+  /** Every request whose body contains `marker` fails with `status` (a Gemini error), on every key. */
+  failWhenBodyContains(marker: string, status?: number): void;
   failMidStream(key: string): void;
   hangNext(key: string): void;
   readonly aborted: number;
@@ -167,6 +180,7 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
   const deadKeys = new Map<string, DeadReason>();
   const failures = new Map<string, { remaining: number; status: number }>();
   const scripted = new Map<string, ScriptedResponse[]>();
+  const poisons = new Map<string, number>();
   const midStream = new Map<string, number>();
   const hangs = new Map<string, number>();
   let aborted = 0;
@@ -211,12 +225,19 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
     const send = (status: number, payload: unknown): void => {
       call.status = status;
       if (res.destroyed) return;
-      res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' });
+      res.writeHead(status, {
+        'content-type': 'application/json; charset=UTF-8',
+        ...options.responseHeaders,
+      });
       res.end(JSON.stringify(payload));
     };
     const sendStream = async (frames: string[], contentType: string, dieAfter?: number): Promise<void> => {
       call.status = 200;
-      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-cache' });
+      res.writeHead(200, {
+        'content-type': contentType,
+        'cache-control': 'no-cache',
+        ...options.responseHeaders,
+      });
       res.flushHeaders();
       for (const [i, frame] of frames.entries()) {
         if (i > 0 && options.streamChunkDelayMs) await sleep(options.streamChunkDelayMs);
@@ -231,7 +252,8 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       res.end();
     };
 
-    const delayMs = Number(req.headers['x-fake-delay-ms'] ?? options.responseDelayMs ?? 0);
+    const modelDelay = model === undefined ? undefined : options.modelDelayMs?.[bareModel(model)];
+    const delayMs = Number(req.headers['x-fake-delay-ms'] ?? modelDelay ?? options.responseDelayMs ?? 0);
     if (delayMs > 0) await sleep(delayMs);
     if (res.destroyed) return;
 
@@ -246,7 +268,24 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
 
     // 2. Scripted answers and injected failures.
     const script = scripted.get(key)?.shift() ?? scripted.get('*')?.shift();
-    if (script) return send(script.status, script.arrayWrapped ? [script.body] : script.body);
+    if (script?.raw !== undefined) {
+      call.status = script.status;
+      if (res.destroyed) return;
+      res.writeHead(script.status, script.headers ?? {});
+      return void res.end(script.raw);
+    }
+    if (script) {
+      call.status = script.status;
+      if (res.destroyed) return;
+      res.writeHead(script.status, {
+        'content-type': 'application/json; charset=UTF-8',
+        ...script.headers,
+      });
+      return void res.end(JSON.stringify(script.arrayWrapped ? [script.body] : script.body));
+    }
+    for (const [marker, status] of poisons) {
+      if (raw.includes(marker)) return send(status, transientError(status));
+    }
     if (take(hangs, key)) return; // never answer; the client must abort (or close() tears it down)
     const failure = failures.get(key);
     if (failure) {
@@ -401,13 +440,14 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
     failNext: (key, count, status = 503) =>
       void (count > 0 && failures.set(key, { remaining: count, status })),
     respondNext: (key, response) => void scripted.set(key, [...(scripted.get(key) ?? []), response]),
+    failWhenBodyContains: (marker, status = 500) => void poisons.set(marker, status),
     failMidStream: (key) => void bump(midStream, key),
     hangNext: (key) => void bump(hangs, key),
     callsFor: (key) => calls.filter((c) => c.key === key),
     reset() {
       calls.length = 0;
       aborted = 0;
-      for (const m of [quotas, deadKeys, failures, scripted, midStream, hangs]) m.clear();
+      for (const m of [quotas, deadKeys, failures, scripted, poisons, midStream, hangs]) m.clear();
     },
     close() {
       closing = true;

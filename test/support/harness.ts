@@ -52,7 +52,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const fake = await startFakeGemini({ keys: [...keys] });
   const base: Record<string, Record<string, unknown>> = {
     server: { host: '127.0.0.1', port: 0 },
-    upstream: { native_base_url: fake.url, first_byte_timeout_ms: 2000 },
+    // The model list (read from Gemini in the background) is off unless a test turns it on: it would be
+    // an extra call in every test's count.
+    upstream: { native_base_url: fake.url, first_byte_timeout_ms: 2000, model_list_ms: 0 },
     policy: { transient_retry_delay_ms: 5 },
   };
   // Sections given in options.config are merged over these, field by field.

@@ -77,6 +77,30 @@ export function keyStateStoreContract(
       expect(await acquire({ now: now + 1000 })).toEqual({ kind: 'key', keyId: 'k0' });
     });
 
+    it('cools models named like Object.prototype members as any other', async () => {
+      const { store, group, acquire } = await setup();
+      for (const model of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+        for (const keyId of keyIds) {
+          await store.record({
+            kind: 'cooldown',
+            group,
+            keyId,
+            model,
+            cooldown: { until: now + 1000, cause: 'rpm' },
+          });
+        }
+        expect(await acquire({ model })).toEqual({
+          kind: 'unavailable',
+          retryAt: now + 1000,
+          cause: 'cooling',
+        });
+        const [view] = await store.describe(group, ['k0']);
+        expect(view?.cooldowns.get(model)).toEqual({ until: now + 1000, cause: 'rpm' });
+      }
+      // Other models are untouched.
+      expect(await acquire({ model: 'm' })).toMatchObject({ kind: 'key' });
+    });
+
     it('only extends a cooldown, never shortens it', async () => {
       const { store, group } = await setup();
       await store.record({
@@ -94,7 +118,7 @@ export function keyStateStoreContract(
         cooldown: { until: now + 1000, cause: 'rpm' },
       });
       const [view] = await store.describe(group, ['k0']);
-      expect(view?.cooldowns.m).toEqual({ until: now + 5000, cause: 'rpd' });
+      expect(view?.cooldowns.get('m')).toEqual({ until: now + 5000, cause: 'rpd' });
       await store.record({
         kind: 'cooldown',
         group,
@@ -103,7 +127,7 @@ export function keyStateStoreContract(
         cooldown: { until: now + 9000, cause: 'rpm' },
       });
       const [later] = await store.describe(group, ['k0']);
-      expect(later?.cooldowns.m).toEqual({ until: now + 9000, cause: 'rpm' });
+      expect(later?.cooldowns.get('m')).toEqual({ until: now + 9000, cause: 'rpm' });
     });
 
     it('keeps an invalid key out of rotation, and a success does not revive it', async () => {
@@ -177,7 +201,7 @@ export function keyStateStoreContract(
       });
       await store.record({ kind: 'clear_expired', group, keyId: 'k0', now });
       const [view] = await store.describe(group, ['k0']);
-      expect(view?.cooldowns).toEqual({ new: { until: now + 60_000, cause: 'rpd' } });
+      expect(view?.cooldowns).toEqual(new Map([['new', { until: now + 60_000, cause: 'rpd' }]]));
     });
 
     it('reports no retry time when every key is invalid', async () => {
@@ -198,7 +222,7 @@ export function keyStateStoreContract(
     it('describes unknown keys as active with no cooldowns', async () => {
       const { store, group } = await setup();
       expect(await store.describe(group, ['k3'])).toEqual([
-        { keyId: 'k3', status: 'active', reason: undefined, cooldowns: {} },
+        { keyId: 'k3', status: 'active', reason: undefined, cooldowns: new Map() },
       ]);
     });
 

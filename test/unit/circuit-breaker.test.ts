@@ -48,6 +48,13 @@ describe('Class: CircuitBreakers', () => {
     expect(b.admit(T, 1001)).toEqual({ admitted: false, retryAt: 2000 });
   });
 
+  it('says which failure opened the circuit', () => {
+    const b = breakers(2);
+    expect(b.failed(T, 0)).toBe(false);
+    expect(b.failed(T, 0)).toBe(true);
+    expect(breakers(0).failed(T, 0)).toBe(false);
+  });
+
   it('keeps targets apart, and does nothing when disabled', () => {
     const b = breakers(1);
     b.failed(T, 0);

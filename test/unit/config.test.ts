@@ -42,6 +42,11 @@ describe('Function: parseConfig', () => {
       port: 8081,
       allow_unauthenticated: false,
       max_body_bytes: 10485760,
+      allow_route_families: [],
+      header_timeout_ms: 10000,
+      request_receive_timeout_ms: 30000,
+      idle_timeout_ms: 65000,
+      write_stall_timeout_ms: 60000,
     });
     expect(config.groups[0]?.target_url).toBe(DEFAULT_TARGET_URL);
     expect(config.policy.transient_retries).toBe(2);

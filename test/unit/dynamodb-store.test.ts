@@ -2,7 +2,10 @@ import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { StateTable } from '../../lambda/adapters/dynamodb-access.js';
+import { BudgetWindows } from '../../lambda/adapters/dynamodb-budgets.js';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/adapters/memory-store.js';
 
 // The store talks through the document client; a mock that missed would hit this closed local port.
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -104,7 +107,9 @@ describe('Class: DynamoDbKeyStateStore (lost races)', () => {
       model: 'm',
       cooldown: { until: 2_000, cause: 'rpm' },
     });
-    expect((await s.describe('g', ['k']))[0]!.cooldowns).toEqual({ m: { until: 2_000, cause: 'rpm' } });
+    expect((await s.describe('g', ['k']))[0]!.cooldowns).toEqual(
+      new Map([['m', { until: 2_000, cause: 'rpm' }]]),
+    );
 
     // Act: past its end, the next reads find no item
     now = 3_000;
@@ -112,6 +117,49 @@ describe('Class: DynamoDbKeyStateStore (lost races)', () => {
     const [view] = await s.describe('g', ['k']);
 
     // Assess
-    expect(view!.cooldowns).toEqual({});
+    expect(view!.cooldowns).toEqual(new Map());
+  });
+});
+
+describe('Class: DynamoDbKeyStateStore (bounded per-model state)', () => {
+  beforeEach(() => {
+    ddb.reset();
+  });
+
+  const client = () =>
+    new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+
+  it('holds a bounded number of cooldowns per key, however many models the table has', async () => {
+    // Prepare: the table holds 10,000 cooldowns of one key, one per model
+    ddb.on(QueryCommand).resolves({
+      Items: Array.from({ length: 10_000 }, (_, i) => ({
+        pk: 'grp#g',
+        sk: `cool#k#model-${i}`,
+        until: 9_000_000_000_000,
+        cause: 'rpm',
+      })),
+    });
+    const s = new DynamoDbKeyStateStore({ client: client(), table: 't', cacheMs: 60_000, rotationShards: 1 });
+
+    // Act
+    const [view] = await s.describe('g', ['k']);
+
+    // Assess: the most recently read ones, up to the bound
+    expect(view!.cooldowns.size).toBe(MAX_COOLDOWN_MODELS_PER_KEY);
+    expect(view!.cooldowns.has('model-9999')).toBe(true);
+  });
+
+  it('remembers full budgets for a bounded number of models', () => {
+    // Prepare
+    const budgets = new BudgetWindows(new StateTable(client(), 't'));
+
+    // Act: 10,000 models found full
+    for (let i = 0; i < 10_000; i++) budgets.markFull('key:k', `model-${i}`, 9_000_000_000_000);
+
+    // Assess: bounded; the newest are still known, the oldest forgotten (a claim would find them full again)
+    const held = (budgets as unknown as { fullUntil: Map<string, number> }).fullUntil;
+    expect(held.size).toBeLessThanOrEqual(4096);
+    expect(budgets.fullFor('key:k', 'model-9999', 0)).toBe(9_000_000_000_000);
+    expect(budgets.fullFor('key:k', 'model-0', 0)).toBeUndefined();
   });
 });

@@ -192,7 +192,12 @@ describe('Function: classifyUpstreamResponse', () => {
     ],
     ['404 is the client’s', 404, plain(404, 'NOT_FOUND', 'model not found'), { kind: 'client_error' }],
     ['413 is the client’s', 413, '', { kind: 'client_error' }],
-    ['500 is transient', 500, plain(500, 'INTERNAL', 'Internal error'), { kind: 'transient' }],
+    [
+      '500 is internal: retried on another key only',
+      500,
+      plain(500, 'INTERNAL', 'Internal error'),
+      { kind: 'internal' },
+    ],
     ['502 is transient', 502, '<html>bad gateway</html>', { kind: 'transient' }],
     ['503 is transient', 503, plain(503, 'UNAVAILABLE', 'The model is overloaded.'), { kind: 'transient' }],
     [
@@ -239,5 +244,32 @@ describe('Function: parseGeminiError', () => {
     expect(parseGeminiError('')).toBeUndefined();
     expect(parseGeminiError('{"choices":[]}')).toBeUndefined();
     expect(parseGeminiError('[]')).toBeUndefined();
+  });
+});
+
+describe('Function: parseRetryDelay, with delays no one should wait for', () => {
+  const DAY = 25 * 3_600_000;
+  it.each([
+    ['a 1e23-second Duration written out', `1${'0'.repeat(23)}s`, DAY],
+    ['one that overflows to Infinity', `1${'0'.repeat(400)}s`, undefined],
+    ['exponent notation', '1e+23s', undefined],
+    ['a negative delay', '-5s', undefined],
+    ['NaN', 'NaNs', undefined],
+    ['a day and a half', '129600s', DAY],
+    ['just under the cap', '89999s', 89_999_000],
+  ])('%s', (_name, input, expected) => {
+    expect(parseRetryDelay(input)).toBe(expected);
+  });
+
+  it('caps a huge delay in a 429 and in its message alike', () => {
+    const huge = `1${'0'.repeat(23)}s`;
+    expect(classifyUpstreamResponse(429, quota(undefined, huge))).toEqual({
+      kind: 'quota',
+      scope: 'short',
+      retryDelayMs: DAY,
+    });
+    expect(
+      classifyUpstreamResponse(429, quota(undefined, undefined, `Please retry in ${huge.slice(0, -1)}s.`)),
+    ).toEqual({ kind: 'quota', scope: 'short', retryDelayMs: DAY });
   });
 });

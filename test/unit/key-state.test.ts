@@ -5,7 +5,7 @@ const now = 1_000_000;
 const key = (keyId: string, over: Partial<KeyView> = {}): KeyView => ({
   keyId,
   status: 'active',
-  cooldowns: {},
+  cooldowns: new Map(),
   ...over,
 });
 
@@ -20,7 +20,7 @@ describe('Function: pickKey', () => {
     const keys = [
       key('a', { status: 'invalid' }),
       key('b', { status: 'disabled' }),
-      key('c', { cooldowns: { m: { until: now + 10, cause: 'rpm' } } }),
+      key('c', { cooldowns: new Map([['m', { until: now + 10, cause: 'rpm' }]]) }),
       key('d'),
       key('e'),
     ];
@@ -28,21 +28,21 @@ describe('Function: pickKey', () => {
   });
 
   it('honours a cooldown only for its own model', () => {
-    const keys = [key('a', { cooldowns: { m1: { until: now + 10, cause: 'rpm' } } })];
+    const keys = [key('a', { cooldowns: new Map([['m1', { until: now + 10, cause: 'rpm' }]]) })];
     expect(pickKey(keys, 0, 'm1', now, new Set())).toEqual({ retryAt: now + 10 });
     expect(pickKey(keys, 0, 'm2', now, new Set())).toEqual({ keyId: 'a', index: 0 });
   });
 
   it('treats an expired cooldown as usable', () => {
-    const k = key('a', { cooldowns: { m: { until: now, cause: 'rpm' } } });
+    const k = key('a', { cooldowns: new Map([['m', { until: now, cause: 'rpm' }]]) });
     expect(isUsable(k, 'm', now)).toBe(true);
     expect(isUsable(k, 'm', now - 1)).toBe(false);
   });
 
   it('reports the soonest cooldown end when nothing is usable', () => {
     const keys = [
-      key('a', { cooldowns: { m: { until: now + 500, cause: 'rpm' } } }),
-      key('b', { cooldowns: { m: { until: now + 200, cause: 'rpm' } } }),
+      key('a', { cooldowns: new Map([['m', { until: now + 500, cause: 'rpm' }]]) }),
+      key('b', { cooldowns: new Map([['m', { until: now + 200, cause: 'rpm' }]]) }),
       key('c', { status: 'invalid' }),
     ];
     expect(pickKey(keys, 0, 'm', now, new Set())).toEqual({ retryAt: now + 200 });
@@ -55,7 +55,11 @@ describe('Function: pickKey', () => {
 
   it('passes over keys scoring far below the best usable key, and uses them when none is better', () => {
     // Prepare: c scores best but is cooling
-    const keys = [key('a'), key('b'), key('c', { cooldowns: { m: { until: now + 10, cause: 'rpm' } } })];
+    const keys = [
+      key('a'),
+      key('b'),
+      key('c', { cooldowns: new Map([['m', { until: now + 10, cause: 'rpm' }]]) }),
+    ];
     const scores = (table: Record<string, number>) => ({
       score: (k: KeyView) => table[k.keyId]!,
       floor: 0.3,

@@ -72,6 +72,34 @@ describe('Function: decide', () => {
     expect(decide(outcome, retries, now, policy)).toEqual(expected);
   });
 
+  it('sends a 500 to the next key at once, cooling nothing; answers it when another key gave one too', () => {
+    expect(decide({ kind: 'internal' }, 0, now, policy)).toEqual({
+      action: 'cool_and_rotate',
+      cooldown: undefined,
+    });
+    expect(decide({ kind: 'internal', repeated: false }, 0, now, policy)).toEqual({
+      action: 'cool_and_rotate',
+      cooldown: undefined,
+    });
+    expect(decide({ kind: 'internal', repeated: true }, 0, now, policy)).toEqual({ action: 'answer' });
+  });
+
+  it('never cools past the next Pacific midnight, and ignores a delay that is no number of ms', () => {
+    const midnight = Date.parse('2026-07-05T07:00:00Z');
+    const short = (retryDelayMs: number | undefined) =>
+      decide({ kind: 'quota', scope: 'short', retryDelayMs }, 0, now, policy);
+    const fallback = { until: now + policy.default_quota_cooldown_ms, cause: 'quota' };
+    expect(short(1e26)).toEqual({ action: 'cool_and_rotate', cooldown: { until: midnight, cause: 'rpm' } });
+    expect(short(midnight - now + 1)).toEqual({
+      action: 'cool_and_rotate',
+      cooldown: { until: midnight, cause: 'rpm' },
+    });
+    expect(short(Number.POSITIVE_INFINITY)).toEqual({ action: 'cool_and_rotate', cooldown: fallback });
+    expect(short(Number.NaN)).toEqual({ action: 'cool_and_rotate', cooldown: fallback });
+    expect(short(-1000)).toEqual({ action: 'cool_and_rotate', cooldown: fallback });
+    expect(short(0)).toEqual({ action: 'cool_and_rotate', cooldown: { until: now, cause: 'rpm' } });
+  });
+
   it('rotates without a cooldown when transient_cooldown_ms is 0', () => {
     expect(decide({ kind: 'transient' }, 2, now, { ...policy, transient_cooldown_ms: 0 })).toEqual({
       action: 'cool_and_rotate',

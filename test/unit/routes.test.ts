@@ -11,12 +11,12 @@ describe('Function: matchRoute', () => {
     [
       'POST',
       '/v1beta/models/gemini-2.5-flash:generateContent',
-      { kind: 'native', model: 'gemini-2.5-flash' },
+      { kind: 'native', model: 'gemini-2.5-flash', method: 'generateContent' },
     ],
     [
       'POST',
       '/v1beta/models/gemini-2.5-flash:streamGenerateContent',
-      { kind: 'native', model: 'gemini-2.5-flash' },
+      { kind: 'native', model: 'gemini-2.5-flash', method: 'streamGenerateContent' },
     ],
     ['GET', '/v1beta/models', { kind: 'native', model: '' }],
     ['GET', '/v1beta/models/gemini-2.5-pro', { kind: 'native', model: 'gemini-2.5-pro' }],
@@ -32,7 +32,18 @@ describe('Function: matchRoute', () => {
     [
       'POST',
       '/v1beta/models/models%2Fgemini-2.5-flash:generateContent',
-      { kind: 'native', model: 'models/gemini-2.5-flash' },
+      { kind: 'native', model: 'models/gemini-2.5-flash', method: 'generateContent' },
+    ],
+    // Decoded: an encoded `:` stays in the model (whose name is then refused), never makes a method.
+    [
+      'POST',
+      '/v1beta/models/gemini-2.5-flash%3AgenerateContent',
+      { kind: 'native', model: 'gemini-2.5-flash:generateContent', method: undefined },
+    ],
+    [
+      'POST',
+      '/v1beta/models/gemini-2.5-flash:generateContent:x/y',
+      { kind: 'native', model: 'gemini-2.5-flash', method: 'generateContent:x/y' },
     ],
   ])('%s %s', (method, path, expected) => {
     expect(matchRoute(method, path)).toEqual(expected);
