@@ -171,6 +171,8 @@ export class Forwarder {
     let clientCounted = false;
     let quotaBlocked = false;
     let circuitRetryAt: number | undefined;
+    /** A group's budget claim that shared state could not take: another group may still serve. */
+    let stateRetryAt: number | undefined;
     for (;;) {
       const exclude = new Set<string>();
       let soonest: number | undefined;
@@ -183,6 +185,8 @@ export class Forwarder {
             circuitRetryAt = Math.min(circuitRetryAt ?? Infinity, admission.retryAt);
             break;
           }
+          // The client's own limit is counted once per request, with its first acquisition.
+          const client = clientCounted ? undefined : job.client;
           const acquisition = await this.acquire(state, {
             group: group.name,
             keys: group.refs,
@@ -190,8 +194,7 @@ export class Forwarder {
             now: now(),
             exclude,
             limits: group.limits,
-            // The client's own limit is counted once per request, with its first acquisition.
-            client: clientCounted ? undefined : job.client,
+            client,
             health: this.deps.health.selection,
           });
           clientCounted = true;
@@ -200,8 +203,13 @@ export class Forwarder {
             return this.finish(job, state, clientLimited(acquisition.retryAt - now()));
           }
           if (acquisition.kind === 'state_unavailable') {
-            state.refusal = 'state_unavailable';
-            return this.finish(job, state, stateUnavailable(acquisition.retryAt - now()));
+            // The client's own limit could not be counted: refuse. Only a group's budget: try the next group.
+            if (client !== undefined) {
+              state.refusal = 'state_unavailable';
+              return this.finish(job, state, stateUnavailable(acquisition.retryAt - now()));
+            }
+            stateRetryAt = Math.min(stateRetryAt ?? Infinity, acquisition.retryAt);
+            break;
           }
           if (acquisition.kind === 'unavailable') {
             if (acquisition.retryAt !== undefined) {
@@ -228,6 +236,10 @@ export class Forwarder {
       }
       // A key this request cooled is cooling even if the store has not taken the write in yet.
       if (state.quotaRetryAt !== undefined) soonest = Math.min(soonest ?? Infinity, state.quotaRetryAt);
+      if (soonest === undefined && stateRetryAt !== undefined) {
+        state.refusal = 'state_unavailable';
+        return this.finish(job, state, stateUnavailable(stateRetryAt - now()));
+      }
       if (soonest === undefined && circuitRetryAt !== undefined) {
         state.refusal = 'circuit_open';
         return this.finish(job, state, circuitOpen(circuitRetryAt - now()));

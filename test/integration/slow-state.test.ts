@@ -192,6 +192,35 @@ describe('Integration: slow is not down — budgets on a slow or failing DynamoD
     expect(JSON.parse(outage[0]!)).toMatchObject({ error: 'Error', budgets: 'local' });
   });
 
+  it('refuse: a model a group without limits also serves is served there while DynamoDB is down', async () => {
+    // Prepare: the same model in a group with limits (first) and one without
+    const model = 'refuse-shared-model';
+    const h = await startHarness({
+      keys: LIMITED_KEYS,
+      config: { state: state({ on_outage: 'refuse', retry_after_ms: 60_000 }) },
+      groups: (fake) => [
+        {
+          name: 'limited-shared',
+          api_keys: LIMITED_KEYS,
+          target_url: fake.openAiBase,
+          models: [model],
+          limits: { rpm: RPM },
+        },
+        { name: 'open-shared', api_keys: LIMITED_KEYS, target_url: fake.openAiBase, models: [model] },
+      ],
+    });
+    harnesses.push(h);
+    expect((await postChat(h, chatBody(model))).status).toBe(200);
+
+    // Act: DynamoDB goes away
+    await engine.stop();
+    const res = await postChat(h, chatBody(model));
+
+    // Assess: the limited group's claim is refused, the open group serves
+    expect(res.status).toBe(200);
+    expect(h.metrics.at(-1)).toMatchObject({ group: 'open-shared', refusal: undefined });
+  });
+
   it('refuse: with DynamoDB down, requests that need a claim get 503 state_unavailable; others are served', async () => {
     // Prepare: a group with limits, one without, and a client token with its own rpm
     await clearOfMinuteEnd();
