@@ -1,23 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Harness, KEYS, leaks, MODEL, postChat, startHarness, TOKEN } from '../support/harness.js';
-
-/** A small seeded generator (mulberry32): the same campaign on every run. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  return { next, int, pick };
-}
-
-type Rng = ReturnType<typeof random>;
+import { type Rng, random } from '../support/random.js';
 
 /** One request of the campaign: raw bytes for the socket, and the path it aims at. */
 interface Case {

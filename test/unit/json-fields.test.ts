@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type BodyFields, MAX_JSON_DEPTH, scanBodyFields } from '../../lambda/core/json-fields.js';
+import { type Rng, random } from '../support/random.js';
 
 const scan = (text: string) => scanBodyFields(Buffer.from(text, 'utf8'));
 
@@ -23,22 +24,6 @@ function byJsonParse(text: string): BodyFields {
     : undefined;
   return { kind: 'json', model, stream: record.stream === true };
 }
-
-/** A small seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
-  return { next, int, pick };
-}
-type Rng = ReturnType<typeof random>;
 
 const STRINGS = [
   '',
