@@ -12,35 +12,16 @@
  * - `scan`: in this process, what reading `model` and `stream` costs for each body (the part of the
  *   proxy's work that grows with the body, besides receiving and forwarding it).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { scanBodyFields } from '../../lambda/core/json-fields.js';
+import { startChild, startProxyProcess } from './children.js';
 
 const KEYS = ['bench-key-0', 'bench-key-1'];
 const TOKEN = 'bench-client-token';
 const MODEL = 'gemini-2.5-flash';
 /** Just under the default `server.max_body_bytes` (10 MiB). */
 const SIZE = 10 * 1024 * 1024 - 64;
-
-async function startChild(args: string[], env: Record<string, string>, ready: (line: string) => boolean) {
-  // `node --import tsx` (not the tsx wrapper): the pid is the server's own, for its /proc status.
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (ready(line)) {
-      child.stdout!.resume();
-      return { child, line };
-    }
-  }
-  throw new Error(`${args[0]} exited before it was ready`);
-}
 
 /** Resident set now and at its peak, in MiB, from /proc (Linux). */
 function memory(pid: number): { rssMiB: number; peakMiB: number } {
@@ -92,25 +73,9 @@ function wideBody(): Buffer {
 }
 
 async function scenario(name: string, bodies: Buffer[], upstream: string, openAiBase: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'gp-hostile-'));
-  const configPath = join(dir, 'config.yaml');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      server: { host: '127.0.0.1', port: 0 },
-      client_tokens: [TOKEN],
-      groups: [{ name: 'bench', api_keys: KEYS, target_url: openAiBase }],
-      upstream: { native_base_url: upstream },
-    }),
-  );
-  const proxy = await startChild(
-    ['lambda/local/server.ts'],
-    { CONFIG_PATH: configPath, LOG_LEVEL: 'info' },
-    (l) => l.includes('"message":"listening"'),
-  );
-  const children: ChildProcess[] = [proxy.child];
+  const proxy = await startProxyProcess({ keys: KEYS, token: TOKEN, openAiBase, nativeBaseUrl: upstream });
   try {
-    const port = Number(new URL((JSON.parse(proxy.line) as { url: string }).url).port);
+    const { port } = proxy;
     // Warm up: one small request and a few health checks.
     await send(port, '/v1/chat/completions', Buffer.from(JSON.stringify({ model: MODEL, messages: [] })));
     for (let i = 0; i < 5; i++) await send(port, '/health', undefined);
@@ -146,16 +111,13 @@ async function scenario(name: string, bodies: Buffer[], upstream: string, openAi
       })}\n`,
     );
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+    proxy.close();
   }
 }
 
 async function main(): Promise<void> {
-  const fake = await startChild(
-    ['test/bench/fake-upstream-process.ts'],
-    { BENCH_KEYS: KEYS.join(',') },
-    (l) => l.startsWith('{"url"'),
+  const fake = await startChild('test/bench/fake-upstream-process.ts', { BENCH_KEYS: KEYS.join(',') }, (l) =>
+    l.startsWith('{"url"'),
   );
   try {
     const { url, openAiBase } = JSON.parse(fake.line) as { url: string; openAiBase: string };

@@ -7,13 +7,10 @@
  * all alike, and prints one JSON line: overheads over direct in ms (p50, p99, streaming time to first
  * byte) at concurrency 1 and 32, and throughput at 32 relative to direct.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { startChild, startProxyProcess } from './children.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const PER_ROUND_C1 = 150;
@@ -27,28 +24,6 @@ const UPSTREAM_MS = Number(process.env.BENCH_UPSTREAM_MS ?? 20);
 const SLOW_MODEL = 'gemini-2.5-pro';
 const SLOW_PER_ROUND = 320;
 type Mode = 'direct' | 'bare' | 'proxy';
-const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
-
-async function startChild(
-  script: string,
-  env: Record<string, string>,
-  ready: (line: string) => boolean,
-  args: string[] = [],
-) {
-  const child = spawn(TSX, [script, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) {
-    if (ready(line)) {
-      // Keep draining stdout (the proxy logs a line per request) without holding it.
-      child.stdout!.resume();
-      return { child, line };
-    }
-  }
-  throw new Error(`${script} exited before it was ready`);
-}
 
 interface Target {
   readonly port: number;
@@ -130,22 +105,7 @@ async function main(): Promise<void> {
     (l) => l.startsWith('{"url"'),
   );
   const { url, openAiBase } = JSON.parse(fake.line) as { url: string; openAiBase: string };
-  const dir = mkdtempSync(join(tmpdir(), 'gp-bench-'));
-  const configPath = join(dir, 'config.yaml');
-  writeFileSync(
-    configPath,
-    JSON.stringify({
-      server: { host: '127.0.0.1', port: 0 },
-      client_tokens: [TOKEN],
-      groups: [{ name: 'bench', api_keys: KEYS, target_url: openAiBase }],
-      upstream: { native_base_url: url },
-    }),
-  );
-  const proxy = await startChild(
-    'lambda/local/server.ts',
-    { CONFIG_PATH: configPath, LOG_LEVEL: 'info' },
-    (l) => l.includes('"message":"listening"'),
-  );
+  const proxy = await startProxyProcess({ keys: KEYS, token: TOKEN, openAiBase, nativeBaseUrl: url });
   const bare = await startChild('test/bench/bare-proxy.ts', {}, (l) => l.startsWith('{"url"'), [
     openAiBase,
     KEYS[0]!,
@@ -162,7 +122,7 @@ async function main(): Promise<void> {
       },
       bare: { port: portOf(bare.line), path: '/v1/chat/completions', headers: {} },
       proxy: {
-        port: portOf(proxy.line),
+        port: proxy.port,
         path: '/v1/chat/completions',
         headers: { authorization: `Bearer ${TOKEN}` },
       },
@@ -237,7 +197,7 @@ async function main(): Promise<void> {
       child.kill('SIGTERM');
       await once(child, 'exit');
     }
-    rmSync(dir, { recursive: true, force: true });
+    proxy.close();
   }
 }
 
