@@ -1,0 +1,168 @@
+// A real SOCKS5 server (RFC 1928, CONNECT only) on 127.0.0.1 for tests: no authentication or
+// username/password (RFC 1929); targets by IPv4, IPv6 or domain name, tunnelled only to 127.0.0.1 (the
+// name `localhost` included); can hang in the handshake. Node built-ins only; never logs.
+import net, { type AddressInfo } from 'node:net';
+
+export interface Socks5ServerOptions {
+  /** Credentials the server requires (method 0x02); no authentication (0x00) when absent. */
+  auth?: { username: string; password: string };
+  /** Accept connections but never answer the greeting. */
+  hang?: boolean;
+}
+
+/** A CONNECT request as the server received it. */
+export interface Socks5Request {
+  /** The address type: 1 IPv4, 3 domain name, 4 IPv6. */
+  readonly addressType: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Socks5Server {
+  /** `socks5://127.0.0.1:port`, without credentials. */
+  readonly url: string;
+  readonly port: number;
+  /** Connections accepted. */
+  readonly connections: number;
+  /** Connections open now. */
+  readonly openConnections: number;
+  /** Tunnels opened (CONNECT answered with success). */
+  readonly tunnels: number;
+  /** Every CONNECT request received, in order. */
+  readonly requests: readonly Socks5Request[];
+  close(): Promise<void>;
+}
+
+/** Starts a SOCKS5 server on 127.0.0.1 on a free port. */
+export async function startSocks5Server(options: Socks5ServerOptions = {}): Promise<Socks5Server> {
+  const clients = new Set<net.Socket>();
+  const upstreams = new Set<net.Socket>();
+  const requests: Socks5Request[] = [];
+  let connections = 0;
+  let tunnels = 0;
+
+  const server = net.createServer((client) => {
+    connections++;
+    clients.add(client);
+    client.once('close', () => clients.delete(client));
+    client.on('error', () => {});
+    // Hanging: read and drop what comes (so a client's close is seen), answer nothing.
+    if (options.hang) return void client.resume();
+    serve(client).catch(() => client.destroy());
+  });
+
+  async function serve(client: net.Socket): Promise<void> {
+    const read = reader(client);
+    const [version, count] = await read(2);
+    if (version !== 5) return void client.destroy();
+    const methods = [...(await read(count!))];
+    const wanted = options.auth ? 0x02 : 0x00;
+    if (!methods.includes(wanted)) return void client.end(Buffer.from([5, 0xff]));
+    client.write(Buffer.from([5, wanted]));
+    if (options.auth) {
+      const [, userLength] = await read(2);
+      const username = (await read(userLength!)).toString();
+      const [passLength] = await read(1);
+      const password = (await read(passLength!)).toString();
+      const ok = username === options.auth.username && password === options.auth.password;
+      if (!ok) return void client.end(Buffer.from([1, 1]));
+      client.write(Buffer.from([1, 0]));
+    }
+    const [, command, , addressType] = await read(4);
+    let host: string;
+    if (addressType === 1) host = [...(await read(4))].join('.');
+    else if (addressType === 3) host = (await read((await read(1))[0]!)).toString('latin1');
+    else if (addressType === 4) host = ipv6Text(await read(16));
+    else return void client.end(reply(8));
+    const port = (await read(2)).readUInt16BE(0);
+    requests.push({ addressType, host, port });
+    if (command !== 1) return void client.end(reply(7));
+    if (host !== '127.0.0.1' && host !== 'localhost') return void client.end(reply(2));
+
+    const upstream = net.connect(port, '127.0.0.1');
+    upstreams.add(upstream);
+    upstream.once('close', () => upstreams.delete(upstream));
+    upstream.once('error', () => {
+      if (!client.writableEnded) client.end(reply(5));
+    });
+    upstream.once('connect', () => {
+      tunnels++;
+      client.write(reply(0));
+      read.rest().forEach((chunk) => {
+        upstream.write(chunk);
+      });
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `socks5://127.0.0.1:${port}`,
+    port,
+    get connections() {
+      return connections;
+    },
+    get openConnections() {
+      return clients.size;
+    },
+    get tunnels() {
+      return tunnels;
+    },
+    requests,
+    close: async () => {
+      for (const socket of [...clients, ...upstreams]) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A reply with an IPv4 bound address of 0.0.0.0:0. */
+function reply(code: number): Buffer {
+  return Buffer.from([5, code, 0, 1, 0, 0, 0, 0, 0, 0]);
+}
+
+function ipv6Text(bytes: Buffer): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return groups.join(':');
+}
+
+type Reader = ((count: number) => Promise<Buffer>) & { rest(): Buffer[] };
+
+/** Reads exact byte counts off a socket (rejecting when it closes first); `rest()` stops and returns what is left. */
+function reader(socket: net.Socket): Reader {
+  let buffered = Buffer.alloc(0);
+  let wake: (() => void) | undefined;
+  let closed = false;
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    wake?.();
+  };
+  socket.on('data', onData);
+  socket.once('close', () => {
+    closed = true;
+    wake?.();
+  });
+  const read = async (count: number): Promise<Buffer> => {
+    while (buffered.length < count) {
+      if (closed) throw new Error('closed');
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    const bytes = buffered.subarray(0, count);
+    buffered = buffered.subarray(count);
+    return bytes;
+  };
+  return Object.assign(read, {
+    rest: () => {
+      socket.off('data', onData);
+      socket.pause();
+      return buffered.length > 0 ? [buffered] : [];
+    },
+  });
+}
