@@ -1,30 +1,32 @@
 // Tunnels to Gemini through an outbound proxy: HTTP CONNECT (over TLS for an https:// proxy) or SOCKS5
-// (RFC 1928, username/password per RFC 1929), as node:http(s) keep-alive agents. Hand-written: the
-// libraries for this cost 16-520 KiB of bundle, and the Lambda bundle has about 5 KiB to spare.
+// (RFC 1928, username/password per RFC 1929), as node:http(s) keep-alive agents. Hand-written, and kept
+// small on purpose (about 6 KiB minified with upstream-proxy.ts): the libraries for this add from 16 KiB
+// (https-proxy-agent alone) to 520 KiB (undici) to a Lambda bundle that must stay under 350 KiB.
 import { lookup } from 'node:dns/promises';
+import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { describeProxy, type ProxyEndpoint } from '../core/upstream-proxy.js';
+import { describeProxy, hostPort, type ProxyAuth, type ProxyEndpoint } from '../core/upstream-proxy.js';
 
 /**
  * Why a tunnel could not be opened. Every kind is a transient network failure for the caller.
- * - `connect`: the proxy could not be reached (refused, reset, its TLS failed), or the agent was closed.
- * - `auth`: the proxy refused the credentials (HTTP 407, SOCKS5 authentication) or wants some.
+ * - `connect`: the proxy could not be reached (refused, reset, its own TLS failed), or the agent closed.
+ * - `auth`: the proxy refused the credentials, or wants some (HTTP 407, SOCKS5 authentication).
  * - `refused`: the proxy would not or could not open the tunnel (a non-2xx answer to CONNECT, a SOCKS5
- *   reply code), or it closed the connection during the handshake.
+ *   reply code), or dropped the connection during the handshake.
  * - `protocol`: the proxy's answer could not be understood.
- * - `resolve`: the target's name did not resolve (`socks5://`, which resolves it here).
- * - `timeout`: the tunnel, with the target's TLS handshake, was not ready in time.
- * - `tls`: the TLS handshake with the target through the tunnel failed.
+ * - `resolve`: the target's name did not resolve to an IPv4 address (`socks5://` resolves it here).
+ * - `timeout`: the tunnel, the target's TLS handshake included, was not ready in time.
+ * - `tls`: the TLS handshake with the target, through the tunnel, failed.
  */
 export type ProxyTunnelFailure = 'connect' | 'auth' | 'refused' | 'protocol' | 'resolve' | 'timeout' | 'tls';
 
 /**
- * A tunnel that could not be opened. The message names the proxy as `scheme://host:port` only: never
- * its credentials, and never what the proxy answered beyond a status or reply code.
+ * A tunnel that could not be opened: `proxy scheme://host:port: what went wrong`. The message never has
+ * the proxy's credentials, nor what the proxy answered beyond a status or reply code.
  */
 export class ProxyTunnelError extends Error {
   constructor(
@@ -37,13 +39,13 @@ export class ProxyTunnelError extends Error {
   }
 }
 
-/** TLS settings a test (or an unusual deployment) may override; the defaults verify against the system CAs. */
+/** TLS settings a test (or an unusual deployment) may set; by default the system CAs verify the peer. */
 export interface TlsOverrides {
   readonly ca?: string | Buffer | Array<string | Buffer> | undefined;
   readonly rejectUnauthorized?: boolean | undefined;
 }
 
-/** Settings of a tunnel agent beyond those of node's `http.Agent`. */
+/** Settings of a tunnel agent beyond those of node's agents. */
 export interface TunnelSettings {
   /**
    * Bound on opening a tunnel, in ms: TCP (and TLS) to the proxy, the CONNECT or SOCKS5 exchange and,
@@ -55,116 +57,92 @@ export interface TunnelSettings {
   readonly proxyTls?: TlsOverrides | undefined;
 }
 
-/**
- * What `http.request`/`https.request` may carry, beside the usual options, for a tunnel agent: node
- * hands unknown request options on to the agent.
- */
+/** What an `http(s).request` may add to its options for a tunnel agent (node passes them on to it). */
 export interface TunnelRequestOptions {
   /** This request's bound on opening a new tunnel (see {@link TunnelSettings.handshakeTimeoutMs}). */
   readonly connectTimeoutMs?: number | undefined;
 }
 
-/** The default bound on opening a tunnel: `upstream.connect_timeout_ms`'s default. */
+/** The default bound on opening a tunnel: the default of `upstream.connect_timeout_ms`. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
 
-/** Keep-alive settings of every upstream agent, direct or tunnelled (as the direct client has them). */
+/** Keep-alive settings of every upstream agent, direct or tunnelled, as the direct client has them. */
 const KEEP_ALIVE = { keepAlive: true, keepAliveMsecs: 10_000, scheduling: 'lifo' } as const;
-/** Longest answer to CONNECT (status line and headers) read before giving up on it. */
-const MAX_CONNECT_ANSWER_BYTES = 16 * 1024;
-const HEAD_END = Buffer.from('\r\n\r\n');
-/** A target host as node's client gives it: an ASCII host name or an IP address. */
-const TARGET_HOST = /^[A-Za-z0-9._:-]+$/;
-const SOCKS_REPLIES: Record<number, string> = {
-  1: 'general failure',
-  2: 'not allowed by its rules',
-  3: 'network unreachable',
-  4: 'host unreachable',
-  5: 'connection refused',
-  6: 'TTL expired',
-  7: 'command not supported',
-  8: 'address type not supported',
-};
+// biome-ignore lint/suspicious/noExplicitAny: a mixin's base must take any[]
+type AgentClass = new (...args: any[]) => http.Agent;
+type Callback = (err: Error | null, stream: Duplex) => void;
 
-type ConnectCallback = (err: Error | null, stream: Duplex) => void;
 /** Where a tunnel leads, and the TLS to start there (https targets). */
 interface Target {
   readonly host: string;
   readonly port: number;
   readonly tls?: tls.ConnectionOptions | undefined;
 }
-interface OpenSettings {
-  readonly timeoutMs: number;
-  readonly keepAliveMsecs: number;
-  readonly proxyTls: TlsOverrides | undefined;
+
+/** A tunnel agent class: node's `Base` agent whose connections are tunnels through its `proxy`. */
+function tunnelAgent<Base extends AgentClass>(Base: Base, secure: boolean) {
+  return class extends Base {
+    readonly proxy: ProxyEndpoint;
+    readonly #opening = new Set<(reason: Error) => void>();
+
+    // biome-ignore lint/suspicious/noExplicitAny: a mixin's constructor must take any[]
+    constructor(...args: any[]) {
+      // Node keeps the options (TunnelSettings included) and merges them into createConnection's.
+      super({ ...KEEP_ALIVE, ...args[1] });
+      this.proxy = args[0];
+    }
+
+    override createConnection(
+      options: https.RequestOptions & TunnelRequestOptions & TunnelSettings,
+      callback?: Callback,
+    ): undefined {
+      const { host, port, ca, rejectUnauthorized, checkServerIdentity, servername, proxyTls } = options;
+      const targetTls = defined({
+        ca,
+        rejectUnauthorized,
+        checkServerIdentity,
+        servername: servername || undefined,
+      });
+      const ms = options.connectTimeoutMs || options.handshakeTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS;
+      const target = { host: String(host), port: Number(port), tls: secure ? targetTls : undefined };
+      const abandon = openTunnel(this.proxy, target, ms, proxyTls, (err, socket) => {
+        this.#opening.delete(abandon);
+        callback?.(err, socket as Duplex);
+      });
+      this.#opening.add(abandon);
+    }
+
+    /** Closes pooled sockets and abandons the tunnels still opening. */
+    override destroy(): void {
+      const reason = new ProxyTunnelError('connect', `proxy ${describeProxy(this.proxy)}: agent closed`);
+      for (const abandon of [...this.#opening]) abandon(reason);
+      super.destroy();
+    }
+  };
+}
+
+/** Constructor of the tunnel agents: the proxy, then node's agent options plus {@link TunnelSettings}. */
+export interface TunnelAgentClass<Agent> {
+  new (
+    proxy: ProxyEndpoint,
+    options?: https.AgentOptions & TunnelSettings,
+  ): Agent & { readonly proxy: ProxyEndpoint };
 }
 
 /**
- * An `http.Agent` whose connections are tunnels through `proxy` (always tunnelled, plain http targets
- * included), pooled and kept alive like direct ones. Its sockets reach the request only once the tunnel
- * is open: the request's `socket` event comes after the whole handshake, which the agent bounds itself
- * (see {@link TunnelSettings.handshakeTimeoutMs}); failures are {@link ProxyTunnelError}s on the request.
+ * An `http.Agent` whose connections are tunnels through its proxy (plain http targets are tunnelled too),
+ * pooled and kept alive like direct ones. A request gets its socket (the `socket` event) only once the
+ * tunnel is open: the agent bounds the whole handshake itself ({@link TunnelSettings.handshakeTimeoutMs})
+ * and fails the request with a {@link ProxyTunnelError}.
  */
-export class TunnelHttpAgent extends http.Agent {
-  private readonly tunnels: TunnelOpener;
-
-  constructor(
-    readonly proxy: ProxyEndpoint,
-    options: http.AgentOptions & TunnelSettings = {},
-  ) {
-    const { handshakeTimeoutMs, proxyTls, ...agentOptions } = options;
-    super({ ...KEEP_ALIVE, ...agentOptions });
-    const keepAliveMsecs = agentOptions.keepAliveMsecs ?? KEEP_ALIVE.keepAliveMsecs;
-    this.tunnels = new TunnelOpener(proxy, handshakeTimeoutMs, proxyTls, keepAliveMsecs);
-  }
-
-  override createConnection(options: http.ClientRequestArgs, callback?: ConnectCallback): undefined {
-    this.tunnels.open(options, undefined, callback);
-  }
-
-  /** Closes pooled sockets and abandons tunnels still being opened. */
-  override destroy(): void {
-    this.tunnels.abandonAll();
-    super.destroy();
-  }
-}
+export const TunnelHttpAgent: TunnelAgentClass<http.Agent> = tunnelAgent(http.Agent, false);
 
 /**
  * The `https.Agent` counterpart of {@link TunnelHttpAgent}: TLS with the target runs end to end through
- * the tunnel, verified as a direct connection is (its `ca`, `rejectUnauthorized` and
- * `checkServerIdentity` options apply to the target).
+ * the tunnel, verified as a direct connection is (the agent's `ca`, `rejectUnauthorized` and
+ * `checkServerIdentity` apply to the target; the socket it hands over has finished that handshake).
  */
-export class TunnelHttpsAgent extends https.Agent {
-  private readonly tunnels: TunnelOpener;
-
-  constructor(
-    readonly proxy: ProxyEndpoint,
-    options: https.AgentOptions & TunnelSettings = {},
-  ) {
-    const { handshakeTimeoutMs, proxyTls, ...agentOptions } = options;
-    super({ ...KEEP_ALIVE, ...agentOptions });
-    const keepAliveMsecs = agentOptions.keepAliveMsecs ?? KEEP_ALIVE.keepAliveMsecs;
-    this.tunnels = new TunnelOpener(proxy, handshakeTimeoutMs, proxyTls, keepAliveMsecs);
-  }
-
-  override createConnection(options: https.RequestOptions, callback?: ConnectCallback): undefined {
-    // The agent's options are merged in: TLS settings given to the constructor arrive here.
-    const targetTls = defined<tls.ConnectionOptions>({
-      ca: options.ca,
-      rejectUnauthorized: options.rejectUnauthorized,
-      checkServerIdentity: options.checkServerIdentity,
-      minVersion: options.minVersion,
-      maxVersion: options.maxVersion,
-      servername: options.servername || undefined,
-    });
-    this.tunnels.open(options, targetTls, callback);
-  }
-
-  /** Closes pooled sockets and abandons tunnels still being opened. */
-  override destroy(): void {
-    this.tunnels.abandonAll();
-    super.destroy();
-  }
-}
+export const TunnelHttpsAgent: TunnelAgentClass<https.Agent> = tunnelAgent(https.Agent, true);
 
 /** The two agents a request to Gemini picks from, by the target URL's scheme. */
 export interface UpstreamAgents {
@@ -174,107 +152,52 @@ export interface UpstreamAgents {
 
 /** Settings for every agent of an {@link UpstreamAgentCache}. */
 export interface UpstreamAgentSettings extends TunnelSettings {
-  /** TLS settings for the connection to Gemini (the target), direct or tunnelled: a test's `ca`. */
+  /** TLS settings for connections to Gemini (the target), direct or tunnelled: a test's `ca`. */
   readonly targetTls?: TlsOverrides | undefined;
 }
 
 /**
- * Keep-alive agents per outbound proxy: direct ones for no proxy, tunnel agents for each proxy (one
- * pool per proxy and credentials). Owned by one client, which calls {@link destroy} on close.
+ * Keep-alive agents by outbound proxy: direct ones for no proxy, and a pair of tunnel agents (one pool)
+ * per proxy and credentials. Owned by one client, which calls {@link destroy} when it closes.
  */
 export class UpstreamAgentCache {
-  private direct: UpstreamAgents | undefined;
-  private readonly tunnelled = new Map<string, UpstreamAgents>();
+  readonly #agents = new Map<string, UpstreamAgents>();
+  readonly #settings: UpstreamAgentSettings;
 
-  constructor(private readonly settings: UpstreamAgentSettings = {}) {}
+  constructor(settings: UpstreamAgentSettings = {}) {
+    this.#settings = settings;
+  }
 
   /** The agents for `proxy`, made on first use; the direct ones when `proxy` is undefined. */
   agentsFor(proxy?: ProxyEndpoint): UpstreamAgents {
-    if (proxy === undefined) {
-      this.direct ??= {
-        http: new http.Agent(KEEP_ALIVE),
-        https: new https.Agent({ ...KEEP_ALIVE, ...defined({ ...this.settings.targetTls }) }),
-      };
-      return this.direct;
-    }
     // In memory only: the key is never shown.
-    const key = JSON.stringify([
-      proxy.scheme,
-      proxy.host,
-      proxy.port,
-      proxy.auth?.username,
-      proxy.auth?.password,
-    ]);
-    let agents = this.tunnelled.get(key);
-    if (agents === undefined) {
-      const tunnel = {
-        handshakeTimeoutMs: this.settings.handshakeTimeoutMs,
-        proxyTls: this.settings.proxyTls,
-      };
-      agents = {
-        http: new TunnelHttpAgent(proxy, tunnel),
-        https: new TunnelHttpsAgent(proxy, { ...tunnel, ...defined({ ...this.settings.targetTls }) }),
-      };
-      this.tunnelled.set(key, agents);
+    const key = proxy
+      ? JSON.stringify([describeProxy(proxy), proxy.auth?.username, proxy.auth?.password])
+      : '';
+    let agents = this.#agents.get(key);
+    if (!agents) {
+      const { targetTls, ...tunnel } = this.#settings;
+      const secure = defined({ ...KEEP_ALIVE, ...tunnel, ...targetTls });
+      agents = proxy
+        ? { http: new TunnelHttpAgent(proxy, tunnel), https: new TunnelHttpsAgent(proxy, secure) }
+        : {
+            http: new http.Agent(KEEP_ALIVE),
+            https: new https.Agent(defined({ ...KEEP_ALIVE, ...targetTls })),
+          };
+      this.#agents.set(key, agents);
     }
     return agents;
   }
 
   /** Closes every agent's sockets (on shutdown); agents asked for later are new ones. */
   destroy(): void {
-    for (const agents of [this.direct, ...this.tunnelled.values()]) {
-      agents?.http.destroy();
-      agents?.https.destroy();
+    for (const { http, https } of this.#agents.values()) {
+      http.destroy();
+      https.destroy();
     }
-    this.direct = undefined;
-    this.tunnelled.clear();
+    this.#agents.clear();
   }
 }
-
-/** Opens tunnels through one proxy for an agent, and keeps track of those still opening. */
-class TunnelOpener {
-  private readonly opening = new Set<(reason: ProxyTunnelError) => void>();
-
-  constructor(
-    private readonly proxy: ProxyEndpoint,
-    private readonly handshakeTimeoutMs: number | undefined,
-    private readonly proxyTls: TlsOverrides | undefined,
-    private readonly keepAliveMsecs: number,
-  ) {}
-
-  open(
-    options: http.ClientRequestArgs & TunnelRequestOptions,
-    targetTls: tls.ConnectionOptions | undefined,
-    callback: ConnectCallback | undefined,
-  ): void {
-    if (callback === undefined) throw new TypeError('a tunnel agent hands its sockets to a callback');
-    const host = String(options.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
-    const port = Number(options.port);
-    const settings: OpenSettings = {
-      timeoutMs:
-        positive(options.connectTimeoutMs) ??
-        positive(this.handshakeTimeoutMs) ??
-        DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      keepAliveMsecs: this.keepAliveMsecs,
-      proxyTls: this.proxyTls,
-    };
-    const abandon = openTunnel(this.proxy, { host, port, tls: targetTls }, settings, (err, socket) => {
-      this.opening.delete(abandon);
-      callback(err, socket as Duplex);
-    });
-    this.opening.add(abandon);
-  }
-
-  abandonAll(): void {
-    const reason = new ProxyTunnelError(
-      'connect',
-      `the agent for proxy ${describeProxy(this.proxy)} was closed`,
-    );
-    for (const abandon of [...this.opening]) abandon(reason);
-  }
-}
-
-const positive = (ms: number | undefined) => (ms !== undefined && ms > 0 ? ms : undefined);
 
 /**
  * `options` without its undefined entries. TLS options must not carry an explicit `undefined`:
@@ -285,358 +208,208 @@ function defined<T extends object>(options: T): T {
 }
 
 /**
- * Opens one tunnel to `target` through `proxy` and hands the ready socket (TLS with the target done, for
- * an https target) to `done`, or a {@link ProxyTunnelError}, once, within `settings.timeoutMs`.
- * Returns a function that abandons the attempt.
+ * Opens one tunnel to `target` through `proxy`, and hands `done` the ready socket (TLS with the target
+ * done, for an https target) or a {@link ProxyTunnelError}, once, within `timeoutMs`. Returns a function
+ * that abandons the attempt.
  */
 function openTunnel(
   proxy: ProxyEndpoint,
   target: Target,
-  settings: OpenSettings,
+  timeoutMs: number,
+  proxyTls: TlsOverrides | undefined,
   done: (err: Error | null, socket?: net.Socket) => void,
-): (reason: ProxyTunnelError) => void {
+): (reason: Error) => void {
   const opened: net.Socket[] = [];
+  const to = hostPort(target.host, target.port);
+  const fail: Fail = (kind, what, cause) =>
+    new ProxyTunnelError(kind, `proxy ${describeProxy(proxy)}: ${what}`, cause ? { cause } : undefined);
   let finished = false;
   const finish = (err: Error | null, socket?: net.Socket) => {
-    if (finished) {
-      socket?.destroy();
-      return;
-    }
+    if (finished) return void socket?.destroy();
     finished = true;
     clearTimeout(timer);
     if (err) for (const s of opened) s.destroy();
     done(err, socket);
   };
-  const timer = setTimeout(() => {
-    const message = `proxy ${describeProxy(proxy)} did not open a tunnel to ${authority(target)} within ${settings.timeoutMs} ms`;
-    finish(new ProxyTunnelError('timeout', message));
-  }, settings.timeoutMs);
-  establish(proxy, target, settings, opened).then(
-    (socket) => finish(null, socket),
-    (err: unknown) => finish(asTunnelError(err, proxy)),
+  const timer = setTimeout(
+    () => finish(fail('timeout', `no tunnel to ${to} within ${timeoutMs} ms`)),
+    timeoutMs,
   );
-  return (reason) => finish(reason);
+
+  // What a failure other than a ProxyTunnelError means, by stage.
+  let kind: ProxyTunnelFailure = 'resolve';
+  let what = `could not resolve ${target.host}`;
+  const establish = async (): Promise<net.Socket> => {
+    const socks = proxy.scheme.startsWith('socks')
+      ? await socksAddress(proxy.scheme === 'socks5h', target.host)
+      : undefined;
+
+    [kind, what] = ['connect', 'could not connect'];
+    const { host, port } = proxy;
+    const channel =
+      proxy.scheme === 'https'
+        ? tls.connect(defined({ host, port, ...proxyTls, servername: net.isIP(host) ? undefined : host }))
+        : net.connect({ host, port });
+    opened.push(channel);
+    channel.setNoDelay(true).setKeepAlive(true, KEEP_ALIVE.keepAliveMsecs);
+    const steps = socketSteps(channel);
+    await once(channel, proxy.scheme === 'https' ? 'secureConnect' : 'connect');
+
+    [kind, what] = ['refused', 'dropped the handshake'];
+    await (socks
+      ? socks5Handshake(steps, proxy.auth, socks, target.port, fail)
+      : connectHandshake(steps, proxy.auth, to, fail));
+    steps.release();
+    if (!target.tls) return channel;
+
+    [kind, what] = ['tls', `TLS with ${to} failed`];
+    const secure = tls.connect({ ...target.tls, socket: channel, host: target.host });
+    opened.push(secure);
+    await once(secure, 'secureConnect');
+    // The pool closes the TLS socket: the tunnel under it goes with it.
+    secure.once('close', () => channel.destroy());
+    return secure;
+  };
+  establish().then(
+    (socket) => finish(null, socket),
+    (err) => {
+      const code = err.code ? ` (${err.code})` : '';
+      finish(err instanceof ProxyTunnelError ? err : fail(kind, what + code, err));
+    },
+  );
+  return finish;
 }
 
-async function establish(
-  proxy: ProxyEndpoint,
-  target: Target,
-  settings: OpenSettings,
-  opened: net.Socket[],
-): Promise<net.Socket> {
-  const name = describeProxy(proxy);
-  if (!TARGET_HOST.test(target.host) || !(target.port > 0 && target.port < 65536)) {
-    throw new ProxyTunnelError(
-      'protocol',
-      `no valid target host and port to open a tunnel to through proxy ${name}`,
-    );
-  }
-  const socksAddress = proxy.scheme.startsWith('socks') ? await socksTargetAddress(proxy, target) : undefined;
+type Fail = (kind: ProxyTunnelFailure, what: string, cause?: unknown) => ProxyTunnelError;
 
-  const { host, port } = proxy;
-  const channel =
-    proxy.scheme === 'https'
-      ? tls.connect(defined({ host, port, ...settings.proxyTls, servername: serverName(host) }))
-      : net.connect({ host, port });
-  opened.push(channel);
-  channel.setNoDelay(true);
-  channel.setKeepAlive(true, settings.keepAliveMsecs);
-  const steps = new SocketSteps(channel);
-  try {
-    await steps.ready(proxy.scheme === 'https' ? 'secureConnect' : 'connect');
-  } catch (err) {
-    throw new ProxyTunnelError('connect', `could not connect to proxy ${name}${codeOf(err)}`, { cause: err });
-  }
-  try {
-    if (socksAddress) await socks5Handshake(steps, proxy, socksAddress, target.port);
-    else await connectHandshake(steps, proxy, target);
-  } catch (err) {
-    if (err instanceof ProxyTunnelError) throw err;
-    throw new ProxyTunnelError(
-      'refused',
-      `proxy ${name} dropped the connection during the handshake${codeOf(err)}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  steps.release();
-  if (target.tls === undefined) return channel;
-
-  const secure = tls.connect({ ...target.tls, socket: channel, host: target.host });
-  opened.push(secure);
-  const tlsSteps = new SocketSteps(secure);
-  try {
-    await tlsSteps.ready('secureConnect');
-  } catch (err) {
-    const message = `TLS with ${authority(target)} through proxy ${name} failed${codeOf(err)}`;
-    throw new ProxyTunnelError('tls', message, { cause: err });
-  }
-  tlsSteps.release();
-  // Closing the TLS socket (the pool does) closes the tunnel under it.
-  secure.once('close', () => channel.destroy());
-  return secure;
-}
-
-/** HTTP CONNECT: asks the proxy for a tunnel to the target; any 2xx opens it. */
-async function connectHandshake(steps: SocketSteps, proxy: ProxyEndpoint, target: Target): Promise<void> {
-  const name = describeProxy(proxy);
-  const to = authority(target);
-  const lines = [`CONNECT ${to} HTTP/1.1`, `Host: ${to}`];
-  if (proxy.auth !== undefined) {
-    const basic = Buffer.from(`${proxy.auth.username}:${proxy.auth.password}`).toString('base64');
-    lines.push(`Proxy-Authorization: Basic ${basic}`);
-  }
-  steps.write(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'));
-  const head = await steps.readHead(name);
-  const status = /^HTTP\/1\.[01] (\d{3})[ \r]/.exec(head.toString('latin1'));
-  if (status === null)
-    throw new ProxyTunnelError('protocol', `proxy ${name} did not answer CONNECT in HTTP/1.x`);
-  const code = Number(status[1]);
-  if (code === 407) throw new ProxyTunnelError('auth', `proxy ${name} refused authentication (407)`);
-  if (code < 200 || code > 299) {
-    throw new ProxyTunnelError('refused', `proxy ${name} answered ${code} to CONNECT ${to}`);
-  }
+/** HTTP CONNECT: asks the proxy for a tunnel to `to` (`host:port`); any 2xx opens it. */
+async function connectHandshake(steps: SocketSteps, auth: ProxyAuth | undefined, to: string, fail: Fail) {
+  const credentials = auth && Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+  const authorization = credentials ? `Proxy-Authorization: Basic ${credentials}\r\n` : '';
+  steps.write(Buffer.from(`CONNECT ${to} HTTP/1.1\r\nHost: ${to}\r\n${authorization}\r\n`));
+  const code = Number(/^HTTP\/1\.[01] (\d\d\d)[ \r]/.exec(await steps.readHead(fail))?.[1]);
+  if (!code) throw fail('protocol', 'did not follow the HTTP CONNECT protocol');
+  if (code === 407) throw fail('auth', 'refused authentication (407)');
+  if (code < 200 || code > 299) throw fail('refused', `answered ${code} to CONNECT ${to}`);
 }
 
 /** SOCKS5 CONNECT (RFC 1928), with username/password authentication (RFC 1929) when configured. */
 async function socks5Handshake(
   steps: SocketSteps,
-  proxy: ProxyEndpoint,
+  auth: ProxyAuth | undefined,
   address: Buffer,
   port: number,
-): Promise<void> {
-  const name = describeProxy(proxy);
-  const methods = proxy.auth === undefined ? [0x00] : [0x00, 0x02];
-  steps.write(Buffer.from([0x05, methods.length, ...methods]));
+  fail: Fail,
+) {
+  const broken = () => fail('protocol', 'did not follow the SOCKS5 protocol');
+  const refused = () => fail('auth', 'refused authentication');
+  steps.write(Buffer.from(auth ? [5, 2, 0, 2] : [5, 1, 0]));
   const [version, method] = await steps.read(2);
-  if (version !== 0x05) throw new ProxyTunnelError('protocol', `proxy ${name} did not answer in SOCKS5`);
-  if (method === 0xff) {
-    const why =
-      proxy.auth === undefined
-        ? 'requires authentication'
-        : 'accepts none of the offered authentication methods';
-    throw new ProxyTunnelError('auth', `proxy ${name} ${why}`);
-  }
-  if (method === 0x02 && proxy.auth !== undefined) {
-    const username = Buffer.from(proxy.auth.username);
-    const password = Buffer.from(proxy.auth.password);
-    if (username.length > 255 || password.length > 255) {
-      throw new ProxyTunnelError('auth', `credentials for proxy ${name} are too long for SOCKS5`);
-    }
+  if (version !== 5) throw broken();
+  if (method === 0xff) throw refused();
+  if (method === 2 && auth) {
+    // Each fits its length byte: parseProxyUrl refuses longer SOCKS5 credentials.
+    const username = Buffer.from(auth.username);
+    const password = Buffer.from(auth.password);
     steps.write(
-      Buffer.concat([
-        Buffer.from([0x01, username.length]),
-        username,
-        Buffer.from([password.length]),
-        password,
-      ]),
+      Buffer.concat([Buffer.from([1, username.length]), username, Buffer.from([password.length]), password]),
     );
-    const [, status] = await steps.read(2);
-    if (status !== 0x00) throw new ProxyTunnelError('auth', `proxy ${name} refused authentication`);
-  } else if (method !== 0x00) {
-    throw new ProxyTunnelError(
-      'protocol',
-      `proxy ${name} chose an authentication method that was not offered`,
-    );
+    if ((await steps.read(2))[1]) throw refused();
+  } else if (method) {
+    throw broken();
   }
 
-  const request = Buffer.alloc(3 + address.length + 2);
-  request.set([0x05, 0x01, 0x00]);
-  request.set(address, 3);
-  request.writeUInt16BE(port, 3 + address.length);
-  steps.write(request);
+  steps.write(Buffer.concat([Buffer.from([5, 1, 0]), address, Buffer.from([port >> 8, port & 255])]));
   const [replyVersion, reply, , boundType] = await steps.read(4);
-  if (replyVersion !== 0x05) throw new ProxyTunnelError('protocol', `proxy ${name} did not answer in SOCKS5`);
-  if (reply !== 0x00) {
-    const why = SOCKS_REPLIES[reply ?? 1] ?? 'failure';
-    throw new ProxyTunnelError(
-      'refused',
-      `proxy ${name} could not connect to the target: ${why} (SOCKS reply ${reply})`,
-    );
-  }
-  // The bound address and port follow; nothing uses them, but they must be read off the stream.
-  if (boundType === 0x01) await steps.read(4 + 2);
-  else if (boundType === 0x04) await steps.read(16 + 2);
-  else if (boundType === 0x03) await steps.read((await steps.read(1))[0]! + 2);
-  else throw new ProxyTunnelError('protocol', `proxy ${name} answered with an unknown address type`);
+  if (replyVersion !== 5) throw broken();
+  if (reply) throw fail('refused', `could not open a tunnel to the target (SOCKS reply ${reply})`);
+  // The bound address (IPv4, domain name or IPv6) and port follow: unused, but read off the stream.
+  if (boundType === 3) await steps.read((await steps.read(1))[0]! + 2);
+  else if (boundType === 1 || boundType === 4) await steps.read(boundType * 4 + 2);
+  else throw broken();
 }
 
 /**
- * The target as SOCKS5 addresses it (ATYP and address): the name itself for `socks5h://` (the proxy
- * resolves it), the address it resolves to here for `socks5://` (IPv4 preferred: one address can be
- * sent, and IPv4 is the one every network here reaches).
+ * The target as a SOCKS5 address (type and bytes): for `socks5h://` its name (the proxy resolves it);
+ * for `socks5://` the IPv4 address it resolves to here (one address can be sent: IPv4 is the one that
+ * every network reaches). An IPv4 address stays one.
  */
-async function socksTargetAddress(proxy: ProxyEndpoint, target: Target): Promise<Buffer> {
-  let ip = target.host;
-  if (net.isIP(ip) === 0) {
-    if (proxy.scheme === 'socks5h') {
-      const name = Buffer.from(target.host, 'latin1');
-      if (name.length > 255)
-        throw new ProxyTunnelError('protocol', 'the target host name is too long for SOCKS5');
-      return Buffer.concat([Buffer.from([0x03, name.length]), name]);
-    }
-    try {
-      const found = await lookup(target.host, { all: true });
-      ip = (found.find((a) => a.family === 4) ?? found[0])?.address ?? '';
-    } catch (err) {
-      const message = `could not resolve ${target.host} for proxy ${describeProxy(proxy)}${codeOf(err)}`;
-      throw new ProxyTunnelError('resolve', message, { cause: err });
-    }
+async function socksAddress(remoteDns: boolean, host: string): Promise<Buffer> {
+  if (net.isIPv4(host) || !remoteDns) {
+    const { address } = await lookup(host, { family: 4 });
+    if (!net.isIPv4(address)) throw new Error('no IPv4 address');
+    return Buffer.from([1, ...address.split('.').map(Number)]);
   }
-  if (net.isIPv4(ip)) return Buffer.from([0x01, ...ip.split('.').map(Number)]);
-  if (net.isIPv6(ip)) return Buffer.concat([Buffer.from([0x04]), ipv6Bytes(ip)]);
-  throw new ProxyTunnelError('resolve', `could not resolve ${target.host} for proxy ${describeProxy(proxy)}`);
+  const name = Buffer.from(host);
+  return Buffer.concat([Buffer.from([3, name.length]), name]);
 }
 
-/** The 16 bytes of an IPv6 address in text (valid per `net.isIPv6`; `::` and a dotted IPv4 tail allowed). */
-function ipv6Bytes(text: string): Buffer {
-  const groups = (part: string): number[] =>
-    part === ''
-      ? []
-      : part.split(':').flatMap((group) => {
-          if (!group.includes('.')) return [Number.parseInt(group, 16)];
-          const [a, b, c, d] = group.split('.').map(Number) as [number, number, number, number];
-          return [(a << 8) | b, (c << 8) | d];
-        });
-  const [head = '', tail] = text.replace(/%.*$/, '').split('::');
-  const before = groups(head);
-  const after = tail === undefined ? [] : groups(tail);
-  const all = [...before, ...new Array<number>(8 - before.length - after.length).fill(0), ...after];
-  const bytes = Buffer.alloc(16);
-  all.forEach((group, i) => {
-    bytes.writeUInt16BE(group, i * 2);
-  });
-  return bytes;
+/** One socket's side of a handshake (see {@link socketSteps}). */
+interface SocketSteps {
+  write(bytes: Buffer): void;
+  /** The next `count` bytes. */
+  read(count: number): Promise<Buffer>;
+  /** An HTTP answer's head through its blank line (at most 16 KiB), as latin1 text. */
+  readHead(fail: Fail): Promise<string>;
+  /** Hands the socket on: these listeners removed, the bytes read past the handshake put back. */
+  release(): void;
 }
 
 /**
- * One socket's side of a handshake: waits for it to connect, reads exact byte counts, and hands it on
- * (listeners removed, unread bytes put back) with {@link release}. While it holds the socket, an error or
- * close fails the step waiting and every later one.
+ * Takes `socket` for a handshake: reads exact byte counts off it, and hands it on with `release()`. Until
+ * then, an error or close fails the waiting read and every later one. (A closure rather than a class: its
+ * names minify.)
  */
-class SocketSteps {
-  private buffered: Buffer = Buffer.alloc(0);
-  private failure: Error | undefined;
-  private wake: (() => void) | undefined;
-  private reading = false;
-
-  constructor(private readonly socket: net.Socket) {
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
-  }
-
-  private readonly onError = (err: Error) => {
-    this.failure ??= err;
-    this.notify();
+function socketSteps(socket: net.Socket): SocketSteps {
+  let buffered = Buffer.alloc(0);
+  let failure: Error | undefined;
+  let wake = () => {};
+  const onError = (err?: unknown) => {
+    failure ??= err instanceof Error ? err : new Error('connection closed');
+    wake();
   };
-  private readonly onClose = () => {
-    this.failure ??= new Error('connection closed');
-    this.notify();
-  };
-  private readonly onReadable = () => {
-    for (let chunk: Buffer | null; (chunk = this.socket.read() as Buffer | null) !== null; ) {
-      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+  const onReadable = () => {
+    let chunk: Buffer | null = socket.read();
+    while (chunk) {
+      buffered = Buffer.concat([buffered, chunk]);
+      chunk = socket.read();
     }
-    this.notify();
+    wake();
   };
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
-  }
-
-  private async until(condition: () => boolean): Promise<void> {
+  /** Resolves once `condition` holds; rejects on the socket's error or close. */
+  const until = async (condition: () => boolean) => {
     while (!condition()) {
-      if (this.failure) throw this.failure;
+      if (failure) throw failure;
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        wake = resolve;
       });
     }
-  }
-
-  /** Waits for `connect` (TCP) or `secureConnect` (TLS). */
-  async ready(event: 'connect' | 'secureConnect'): Promise<void> {
-    let happened = false;
-    const onEvent = () => {
-      happened = true;
-      this.notify();
-    };
-    this.socket.once(event, onEvent);
-    try {
-      await this.until(() => happened);
-    } finally {
-      this.socket.off(event, onEvent);
-    }
-  }
-
-  write(bytes: Buffer): void {
-    this.socket.write(bytes);
-  }
-
-  /** The next `count` bytes. */
-  async read(count: number): Promise<Buffer> {
-    this.startReading();
-    await this.until(() => this.buffered.length >= count);
-    const bytes = this.buffered.subarray(0, count);
-    this.buffered = this.buffered.subarray(count);
+  };
+  const read = async (count: number) => {
+    socket.off('readable', onReadable).on('readable', onReadable);
+    await until(() => buffered.length >= count);
+    const bytes = buffered.subarray(0, count);
+    buffered = buffered.subarray(count);
     return bytes;
-  }
+  };
+  socket.on('error', onError).on('close', onError);
 
-  /** An HTTP answer's head, through its blank line. */
-  async readHead(proxyName: string): Promise<Buffer> {
-    this.startReading();
-    let end = -1;
-    await this.until(() => {
-      end = this.buffered.indexOf(HEAD_END);
-      if (end < 0 && this.buffered.length > MAX_CONNECT_ANSWER_BYTES) {
-        throw new ProxyTunnelError('protocol', `proxy ${proxyName} sent an overlong answer to CONNECT`);
-      }
-      return end >= 0;
-    });
-    return this.read(end + HEAD_END.length);
-  }
-
-  private startReading(): void {
-    if (this.reading) return;
-    this.reading = true;
-    this.socket.on('readable', this.onReadable);
-  }
-
-  /** Hands the socket on: this object's listeners removed, bytes read past the handshake put back. */
-  release(): void {
-    this.socket.off('error', this.onError);
-    this.socket.off('close', this.onClose);
-    this.socket.off('readable', this.onReadable);
-    if (this.buffered.length > 0) this.socket.unshift(this.buffered);
-    this.buffered = Buffer.alloc(0);
-  }
-}
-
-/** `host:port`, an IPv6 address in brackets. */
-function authority(target: { host: string; port: number }): string {
-  return `${net.isIPv6(target.host) ? `[${target.host}]` : target.host}:${target.port}`;
-}
-
-/** The name to send in SNI: none for an IP address. */
-function serverName(host: string): string | undefined {
-  return net.isIP(host) === 0 ? host : undefined;
-}
-
-/** ` (CODE)` for a node error with a code, else ''. The cause's message is left in the cause. */
-function codeOf(err: unknown): string {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? ` (${code})` : '';
-}
-
-function asTunnelError(err: unknown, proxy: ProxyEndpoint): ProxyTunnelError {
-  if (err instanceof ProxyTunnelError) return err;
-  return new ProxyTunnelError(
-    'connect',
-    `tunnel through proxy ${describeProxy(proxy)} failed${codeOf(err)}`,
-    {
-      cause: err,
+  return {
+    write: (bytes) => socket.write(bytes),
+    read,
+    async readHead(fail) {
+      let end = -1;
+      await read(0); // starts reading
+      await until(() => {
+        end = buffered.indexOf('\r\n\r\n');
+        if (end < 0 && buffered.length > 16_384) throw fail('protocol', 'answered CONNECT with over 16 KiB');
+        return end >= 0;
+      });
+      return (await read(end + 4)).toString('latin1');
     },
-  );
+    release() {
+      socket.off('error', onError).off('close', onError).off('readable', onReadable);
+      if (buffered.length) socket.unshift(buffered);
+    },
+  };
 }
