@@ -20,7 +20,7 @@ import type {
   KeyStateStore,
   KeyStateUpdate,
   QuotaLimits,
-} from './key-state.js';
+} from './key-state/port.js';
 import type { Logger } from './logger.js';
 import type { MetricsSink, RequestMetrics } from './metrics.js';
 import { openAiError, sseErrorEvent } from './openai-errors.js';

@@ -7,7 +7,7 @@
 import { readText } from './body.js';
 import { classifyUpstreamResponse } from './gemini-errors.js';
 import type { UpstreamClient } from './http.js';
-import type { KeyStateStore, KeyView } from './key-state.js';
+import type { KeyStateStore, KeyView } from './key-state/port.js';
 
 /**
  * Reasons a key can recover from without being replaced: the API got (re-)enabled, a block or a

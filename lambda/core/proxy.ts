@@ -3,12 +3,12 @@ import { configuredKeys, configuredTokens, type GroupConfig, type ProxyConfig } 
 import { Forwarder, type KeyGroup, type Target } from './forward.js';
 import { headerValue } from './headers.js';
 import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
-import type { KeyRef, KeyStateStore, KeyView } from './key-state.js';
+import type { KeyRef, KeyStateStore, KeyView } from './key-state/port.js';
+import { hasLimits } from './key-state/quota.js';
 import type { Logger } from './logger.js';
 import { type MetricsSink, noMetrics } from './metrics.js';
 import { ModelCatalog } from './model-catalog.js';
 import { openAiError } from './openai-errors.js';
-import { hasLimits } from './quota.js';
 import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';

@@ -1,7 +1,7 @@
 import { type Admission, CircuitBreakers, type CircuitView } from './circuit-breaker.js';
 import type { ProxyConfig } from './config.js';
 import { HealthScores } from './health-score.js';
-import type { HealthPreference, KeyView } from './key-state.js';
+import type { HealthPreference, KeyView } from './key-state/port.js';
 
 /** How long the scheduled check's transient answer for a key halves its score. */
 const CHECK_DOUBT_MS = 15 * 60_000;

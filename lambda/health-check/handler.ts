@@ -2,7 +2,7 @@ import { HealthMetrics } from '../adapters/emf-metrics.js';
 import { lambdaState, parseSettings, required, secretsClient } from '../adapters/lambda-env.js';
 import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
-import { createStateStore } from '../adapters/state-store.js';
+import { createStateStore } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import {
   ConfigError,
@@ -12,7 +12,7 @@ import {
   parseStateConfig,
 } from '../core/config.js';
 import { type CheckedGroup, runHealthCheck } from '../core/health-check.js';
-import type { KeyStateStore } from '../core/key-state.js';
+import type { KeyStateStore } from '../core/key-state/port.js';
 import { keyId } from '../core/secrets.js';
 
 /** Every environment variable the health-check function reads; the stack sets exactly these. */

@@ -69,8 +69,8 @@ describe('Stack: GeminiProxyStack', () => {
     // The Lambda side: everything under lambda/ except the local entry and its file/env config loader.
     const root = join(__dirname, '..', '..', 'lambda');
     const files = ['core', 'adapters', 'proxy'].flatMap((dir) =>
-      readdirSync(join(root, dir))
-        .filter((f) => f.endsWith('.ts') && f !== 'config-loader.ts')
+      readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('config-loader.ts'))
         .map((f) => join(root, dir, f)),
     );
     const read = new Set(

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { keyId } from '../../lambda/core/secrets.js';
 import {
   chatBody,

@@ -3,9 +3,9 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import type { ProxyRequest } from '../../lambda/core/http.js';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
+import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
 import { keyId } from '../../lambda/core/secrets.js';
 import { ProxyRuntime } from '../../lambda/proxy/runtime.js';
 import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.js';

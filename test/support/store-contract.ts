@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AcquireRequest, KeyRef, KeyStateStore } from '../../lambda/core/key-state.js';
+import type { AcquireRequest, KeyRef, KeyStateStore } from '../../lambda/core/key-state/port.js';
 import { nextPacificMidnight } from '../../lambda/core/pacific-time.js';
 
 let groupSeq = 0;

@@ -3,8 +3,8 @@ import {
   FallbackKeyStateStore,
   type FallbackOptions,
   isHardOutage,
-} from '../../lambda/adapters/fallback-store.js';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+} from '../../lambda/adapters/state/fallback-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { parseStateConfig, stateWaitAllowanceMs } from '../../lambda/core/config.js';
 import type {
   AcquireRequest,
@@ -12,7 +12,7 @@ import type {
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
-} from '../../lambda/core/key-state.js';
+} from '../../lambda/core/key-state/port.js';
 import type { Logger } from '../../lambda/core/logger.js';
 
 /** What the fake shared store does with one call: answer after a while, fail after a while, or hang. */

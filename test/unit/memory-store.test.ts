@@ -3,8 +3,8 @@ import {
   MAX_BUDGET_WINDOWS,
   MAX_COOLDOWN_MODELS_PER_KEY,
   MemoryKeyStateStore,
-} from '../../lambda/adapters/memory-store.js';
-import type { AcquireRequest } from '../../lambda/core/key-state.js';
+} from '../../lambda/adapters/state/memory-store.js';
+import type { AcquireRequest } from '../../lambda/core/key-state/port.js';
 import { keyStateStoreContract } from '../support/store-contract.js';
 
 keyStateStoreContract('MemoryKeyStateStore', () => new MemoryKeyStateStore());

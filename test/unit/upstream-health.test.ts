@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lambda/core/config.js';
-import type { KeyView } from '../../lambda/core/key-state.js';
+import type { KeyView } from '../../lambda/core/key-state/port.js';
 import { UpstreamHealth } from '../../lambda/core/upstream-health.js';
 
 const policy = parseConfig({ client_tokens: ['t'], groups: [{ name: 'g', api_keys: ['k'] }] }).policy;

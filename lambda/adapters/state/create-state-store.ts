@@ -1,9 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type StateConfig, stateWaitAllowanceMs } from '../core/config.js';
-import type { KeyStateStore } from '../core/key-state.js';
-import type { Logger } from '../core/logger.js';
-import { DynamoDbKeyStateStore } from './dynamodb-store.js';
-import { ensureTable } from './dynamodb-table.js';
+import { type StateConfig, stateWaitAllowanceMs } from '../../core/config.js';
+import type { KeyStateStore } from '../../core/key-state/port.js';
+import type { Logger } from '../../core/logger.js';
+import { ensureTable } from './dynamodb/ensure-table.js';
+import { DynamoDbKeyStateStore } from './dynamodb/store.js';
 import { FallbackKeyStateStore } from './fallback-store.js';
 import { MemoryKeyStateStore } from './memory-store.js';
 

@@ -8,13 +8,13 @@ import type {
   KeyStateUpdate,
   KeyView,
   QuotaLimits,
-} from '../core/key-state.js';
-import { isUsable, pickKey } from '../core/key-state.js';
-import { hasLimits } from '../core/quota.js';
-import { num, StateTable, str, ttlAfter } from './dynamodb-access.js';
-import { BudgetWindows } from './dynamodb-budgets.js';
-import { type GroupCache, GroupStateCache } from './dynamodb-key-cache.js';
-import { soonest } from './memory-store.js';
+} from '../../../core/key-state/port.js';
+import { isUsable, pickKey } from '../../../core/key-state/port.js';
+import { hasLimits } from '../../../core/key-state/quota.js';
+import { soonest } from '../memory-store.js';
+import { BudgetWindows } from './budgets.js';
+import { type GroupCache, GroupStateCache } from './group-cache.js';
+import { num, StateTable, str, ttlAfter } from './table.js';
 
 export interface DynamoDbStoreOptions {
   readonly client: DynamoDBClient;

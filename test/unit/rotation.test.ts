@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isUsable, type KeyView, pickKey } from '../../lambda/core/key-state.js';
+import { isUsable, type KeyView, pickKey } from '../../lambda/core/key-state/port.js';
 
 const now = 1_000_000;
 const key = (keyId: string, over: Partial<KeyView> = {}): KeyView => ({

@@ -1,4 +1,4 @@
-import { BoundedMap } from '../core/bounded-map.js';
+import { BoundedMap } from '../../core/bounded-map.js';
 import type {
   AcquireRequest,
   Acquisition,
@@ -6,9 +6,8 @@ import type {
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
-} from '../core/key-state.js';
-import { pickKey } from '../core/key-state.js';
-import { pacificDay } from '../core/pacific-time.js';
+} from '../../core/key-state/port.js';
+import { pickKey } from '../../core/key-state/port.js';
 import {
   hasLimits,
   MINUTE_MS,
@@ -16,7 +15,8 @@ import {
   quotaVerdict,
   rpmWindow,
   type WindowCounts,
-} from '../core/quota.js';
+} from '../../core/key-state/quota.js';
+import { pacificDay } from '../../core/pacific-time.js';
 
 interface MutableKey {
   keyId: string;

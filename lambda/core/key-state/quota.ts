@@ -1,6 +1,7 @@
 /** Quota windows: per-minute windows for rpm, Pacific days for rpd. Pure arithmetic shared by every store. */
-import type { QuotaLimits } from './key-state.js';
-import { nextPacificMidnight, pacificDay } from './pacific-time.js';
+
+import { nextPacificMidnight, pacificDay } from '../pacific-time.js';
+import type { QuotaLimits } from './port.js';
 
 export const MINUTE_MS = 60_000;
 

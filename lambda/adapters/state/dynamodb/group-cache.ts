@@ -1,7 +1,13 @@
-import { BoundedMap } from '../core/bounded-map.js';
-import type { Cooldown, CooldownCause, KeyStateUpdate, KeyStatus, KeyView } from '../core/key-state.js';
-import { num, type StateTable, str } from './dynamodb-access.js';
-import { MAX_COOLDOWN_MODELS_PER_KEY } from './memory-store.js';
+import { BoundedMap } from '../../../core/bounded-map.js';
+import type {
+  Cooldown,
+  CooldownCause,
+  KeyStateUpdate,
+  KeyStatus,
+  KeyView,
+} from '../../../core/key-state/port.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from '../memory-store.js';
+import { num, type StateTable, str } from './table.js';
 
 /** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
 export interface CachedKey {

@@ -1,13 +1,13 @@
-import { stateWaitAllowanceMs } from '../core/config.js';
+import { stateWaitAllowanceMs } from '../../core/config.js';
 import type {
   AcquireRequest,
   Acquisition,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
-} from '../core/key-state.js';
-import type { Logger } from '../core/logger.js';
-import { hasLimits } from '../core/quota.js';
+} from '../../core/key-state/port.js';
+import { hasLimits } from '../../core/key-state/quota.js';
+import type { Logger } from '../../core/logger.js';
 
 /** What requests that need a budget claim get while the shared store is down. */
 export type OutagePolicy = 'serve_local' | 'refuse';

@@ -1,9 +1,9 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { BoundedMap } from '../core/bounded-map.js';
-import type { ClientLimit, KeyRef, QuotaLimits } from '../core/key-state.js';
-import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
-import { MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../core/quota.js';
-import { num, type StateTable, str, ttlAfter } from './dynamodb-access.js';
+import { BoundedMap } from '../../../core/bounded-map.js';
+import type { ClientLimit, KeyRef, QuotaLimits } from '../../../core/key-state/port.js';
+import { MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../../../core/key-state/quota.js';
+import { nextPacificMidnight, pacificDay } from '../../../core/pacific-time.js';
+import { num, type StateTable, str, ttlAfter } from './table.js';
 
 /**
  * Quota budgets and client windows in the key-state table, claimed with one conditional counter write
