@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { BudgetWindows } from '../../lambda/adapters/state/dynamodb/budgets.js';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
 import { StateTable } from '../../lambda/adapters/state/dynamodb/table.js';
-import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/adapters/state/memory-store.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/core/key-state/key-record.js';
 
 // The store talks through the document client; a mock that missed would hit this closed local port.
 const ddb = mockClient(DynamoDBDocumentClient);

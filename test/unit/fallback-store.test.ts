@@ -1,10 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  FallbackKeyStateStore,
-  type FallbackOptions,
-  isHardOutage,
-} from '../../lambda/adapters/state/fallback-store.js';
+import { FallbackKeyStateStore, type FallbackOptions } from '../../lambda/adapters/state/fallback-store.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { isHardOutage } from '../../lambda/adapters/state/outage-detector.js';
 import { parseStateConfig, stateWaitAllowanceMs } from '../../lambda/core/config.js';
 import type {
   AcquireRequest,

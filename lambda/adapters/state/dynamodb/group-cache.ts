@@ -1,51 +1,19 @@
-import { BoundedMap } from '../../../core/bounded-map.js';
-import type {
-  Cooldown,
-  CooldownCause,
-  KeyStateUpdate,
-  KeyStatus,
-  KeyView,
-} from '../../../core/key-state/port.js';
-import { MAX_COOLDOWN_MODELS_PER_KEY } from '../memory-store.js';
-import { num, type StateTable, str } from './table.js';
+import { extendCooldown, isCooling } from '../../../core/key-state/cooldown.js';
+import { type KeyRecord, newKeyRecord, recordUpdates, toView } from '../../../core/key-state/key-record.js';
+import type { KeyStateUpdate, KeyView } from '../../../core/key-state/port.js';
+import { groupPk, readGroupItem } from './key-items.js';
+import type { StateTable } from './table.js';
 
-/** What an instance knows of one key. `disabled` is the operator's switch, kept apart from health. */
-export interface CachedKey {
-  health: Exclude<KeyStatus, 'disabled'>;
-  reason: string | undefined;
-  disabled: boolean;
-  cooldowns: BoundedMap<string, Cooldown>;
-  lastCheck?: { outcome: string; at: number } | undefined;
-  /** When this instance last changed it: a read that started earlier must not undo that. */
+/** What an instance knows of one key: its record, and when this instance last changed its status. */
+export interface CachedKey extends KeyRecord {
+  /** When this instance last changed the key's status: a read that started earlier must not undo that. */
   changedAt: number;
 }
 
+/** What an instance knows of one group's keys, and when it was read. */
 export interface GroupCache {
   at: number;
   keys: Map<string, CachedKey>;
-}
-
-const newKey = (): CachedKey => ({
-  health: 'active',
-  reason: undefined,
-  disabled: false,
-  cooldowns: new BoundedMap(MAX_COOLDOWN_MODELS_PER_KEY),
-  changedAt: 0,
-});
-
-const NO_COOLDOWNS: ReadonlyMap<string, Cooldown> = new Map();
-
-/** A read-only view; `copy` detaches the cooldowns (for callers that keep it), the hot path doesn't. */
-function view(keyId: string, k: CachedKey | undefined, copy: boolean): KeyView {
-  if (k === undefined)
-    return { keyId, status: 'active', reason: undefined, cooldowns: copy ? new Map() : NO_COOLDOWNS };
-  return {
-    keyId,
-    status: k.disabled ? 'disabled' : k.health,
-    reason: k.disabled ? 'operator' : k.reason,
-    cooldowns: copy ? new Map(k.cooldowns) : k.cooldowns,
-    lastCheck: k.lastCheck,
-  };
 }
 
 /**
@@ -84,77 +52,37 @@ export class GroupStateCache {
     return loading;
   }
 
+  /** Reads the group's state now, keeping what this instance wrote while the read was in flight. */
   async load(group: string): Promise<GroupCache> {
     const started = this.now();
-    const keys = new Map<string, CachedKey>();
-    const entry = (keyId: string) => {
-      let k = keys.get(keyId);
-      if (k === undefined) {
-        k = newKey();
-        keys.set(keyId, k);
-      }
-      return k;
-    };
-    for (const item of await this.table.query(`grp#${group}`)) {
-      const sk = str(item.sk) ?? '';
-      if (sk.startsWith('key#')) {
-        const k = entry(sk.slice(4));
-        k.health = str(item.status) === 'invalid' ? 'invalid' : 'active';
-        k.reason = str(item.reason);
-        k.disabled = item.disabled === true;
-        const checkedAt = num(item.lastCheckAt);
-        const outcome = str(item.lastCheck);
-        k.lastCheck =
-          checkedAt === undefined || outcome === undefined ? undefined : { outcome, at: checkedAt };
-      } else if (sk.startsWith('cool#')) {
-        const rest = sk.slice(5);
-        const hash = rest.indexOf('#');
-        const until = num(item.until);
-        if (hash > 0 && until !== undefined) {
-          entry(rest.slice(0, hash)).cooldowns.set(rest.slice(hash + 1), {
-            until,
-            cause: (str(item.cause) ?? 'quota') as CooldownCause,
-          });
-        }
-      }
-    }
+    const read: GroupCache = { at: started, keys: new Map() };
+    for (const item of await this.table.query(groupPk(group))) readGroupItem(item, (id) => cached(read, id));
     // What this instance wrote while the read was in flight may not be in it: keep that. A cooldown
-    // that has ended is not carried (the table's copy, if any, came with the read).
+    // only extends, and one that has ended is not carried (the table's copy, if any, came with the read).
     const now = this.now();
     for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
-      const read = entry(keyId);
-      for (const [model, c] of mine.cooldowns) {
-        if (c.until <= now) continue;
-        const other = read.cooldowns.get(model);
-        if (other === undefined || other.until < c.until) read.cooldowns.set(model, c);
+      const k = cached(read, keyId);
+      for (const [model, cooldown] of mine.cooldowns) {
+        if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
       }
       if (mine.changedAt >= started) {
-        read.health = mine.health;
-        read.reason = mine.reason;
-        read.disabled = mine.disabled;
-        read.changedAt = mine.changedAt;
+        k.validity = mine.validity;
+        k.reason = mine.reason;
+        k.disabled = mine.disabled;
+        k.changedAt = mine.changedAt;
       }
     }
-    const cache: GroupCache = { at: this.now(), keys };
-    this.groups.set(group, cache);
-    return cache;
+    read.at = this.now();
+    this.groups.set(group, read);
+    return read;
   }
 
   /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
   snapshot(): KeyStateUpdate[] {
     const now = this.now();
-    const updates: KeyStateUpdate[] = [];
-    for (const [group, cache] of this.groups) {
-      for (const [keyId, k] of cache.keys) {
-        if (k.health === 'invalid')
-          updates.push({ kind: 'invalid', group, keyId, reason: k.reason ?? 'unknown' });
-        if (k.disabled) updates.push({ kind: 'operator', group, keyId, status: 'disabled' });
-        for (const [model, cooldown] of k.cooldowns) {
-          if (cooldown.until > now) updates.push({ kind: 'cooldown', group, keyId, model, cooldown });
-        }
-      }
-    }
-    return updates;
+    return [...this.groups].flatMap(([group, cache]) =>
+      [...cache.keys.values()].flatMap((k) => recordUpdates(group, k, now)),
+    );
   }
 
   /**
@@ -162,18 +90,22 @@ export class GroupStateCache {
    * detaches them, for callers that keep the views.
    */
   views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>, copy = false): KeyView[] {
-    return keys.map(({ keyId }) => view(keyId, cache.keys.get(keyId), copy));
+    return keys.map(({ keyId }) => toView(cached(cache, keyId), copy));
   }
 
-  /** The cached entry of a key (created if the group is cached), to apply this instance's own writes. */
+  /** The cached record of a key (made if the group is cached), to apply this instance's own writes to. */
   entry(group: string, keyId: string): CachedKey | undefined {
     const cache = this.groups.get(group);
-    if (cache === undefined) return undefined;
-    let k = cache.keys.get(keyId);
-    if (k === undefined) {
-      k = newKey();
-      cache.keys.set(keyId, k);
-    }
-    return k;
+    return cache === undefined ? undefined : cached(cache, keyId);
   }
+}
+
+/** The record of a key in a group's cache, made fresh (active, not cooling) if the cache has none yet. */
+function cached(cache: GroupCache, keyId: string): CachedKey {
+  let k = cache.keys.get(keyId);
+  if (k === undefined) {
+    k = { ...newKeyRecord(keyId), changedAt: 0 };
+    cache.keys.set(keyId, k);
+  }
+  return k;
 }

@@ -1,23 +1,36 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isCooling } from '../../../core/key-state/cooldown.js';
+import { applyUpdate } from '../../../core/key-state/key-record.js';
 import type {
   AcquireRequest,
   Acquisition,
-  Cooldown,
-  CooldownCause,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
   QuotaLimits,
 } from '../../../core/key-state/port.js';
-import { isUsable, pickKey } from '../../../core/key-state/port.js';
 import { hasLimits } from '../../../core/key-state/quota.js';
-import { soonest } from '../memory-store.js';
+import { isUsable, pickKey, unavailable } from '../../../core/key-state/rotation.js';
 import { BudgetWindows } from './budgets.js';
 import { type GroupCache, GroupStateCache } from './group-cache.js';
-import { num, StateTable, str, ttlAfter } from './table.js';
+import {
+  checkedWrite,
+  cooldownItemKey,
+  cooldownWrite,
+  endedCooldownDelete,
+  keyItemKey,
+  type StatusUpdate,
+  statusWrite,
+  storedCooldown,
+  storedValidity,
+} from './key-items.js';
+import { SuccessTallies } from './success-tallies.js';
+import { num, StateTable } from './table.js';
 
+/** Where the shared key state lives, and how much of it one instance may trust without reading. */
 export interface DynamoDbStoreOptions {
   readonly client: DynamoDBClient;
+  /** The key-state table's name. */
   readonly table: string;
   /** How long what was read of a group's key state is trusted before it is read again. */
   readonly cacheMs: number;
@@ -29,28 +42,22 @@ export interface DynamoDbStoreOptions {
   readonly flushEveryMs?: number;
 }
 
-interface SuccessTally {
-  group: string;
-  keyId: string;
-  count: number;
-  latencyMs: number;
-  lastAt: number;
-}
-
 /**
  * Key state in one DynamoDB table, shared by every instance:
  *
  * | pk | sk | holds |
  * |---|---|---|
- * | `grp#<group>` | `key#<keyId>` | status, reason, success counters |
- * | `grp#<group>` | `cool#<keyId>#<model>` | cooldown `until`, `cause`, ttl |
+ * | `grp#<group>` | `key#…`, `cool#…` | key status and cooldowns: see `key-items.ts` |
  * | `rr#<group>#<shard>` | `rr` | rotation counter `pos` |
  * | `quota#…`, `client#…` | | budget and client windows: see {@link BudgetWindows} |
  *
- * Every write that decides something is conditional: cooldowns only extend, `invalid` never overwrites
- * `disabled`, a budget or client window never passes its limit. A lost race is resolved from the item
- * DynamoDB returns (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), or one consistent read where an engine
- * does not return it. Key state is cached per instance for `cacheMs`, refreshed in the background.
+ * The rules are the core's: this store only translates. Every write that decides something is
+ * conditional, its condition mirroring a rule of `applyUpdate` (a cooldown only extends, a key already
+ * invalid keeps its reason, a revive needs one of its reasons) or a budget's limit. A lost race is resolved
+ * from the item DynamoDB returns (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), or one consistent read
+ * where an engine does not return it. Key state is cached per instance for `cacheMs`
+ * ({@link GroupStateCache}); after each write the cached record takes the update by the same rule, or,
+ * after a lost race, what the table holds.
  */
 export class DynamoDbKeyStateStore implements KeyStateStore {
   private readonly table: StateTable;
@@ -58,15 +65,14 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private readonly now: () => number;
   private readonly cache: GroupStateCache;
   private readonly cursors = new Map<string, number>();
-  private readonly tallies = new Map<string, SuccessTally>();
-  private lastFlush: number;
+  private readonly successes: SuccessTallies;
 
   constructor(private readonly options: DynamoDbStoreOptions) {
     this.table = new StateTable(options.client, options.table);
     this.budgets = new BudgetWindows(this.table);
     this.cache = new GroupStateCache(this.table, options.cacheMs, () => this.now());
     this.now = options.now ?? Date.now;
-    this.lastFlush = this.now();
+    this.successes = new SuccessTallies(this.table, options.flushEveryMs ?? 5000, this.now);
   }
 
   async acquire(request: AcquireRequest): Promise<Acquisition> {
@@ -95,45 +101,22 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   async record(update: KeyStateUpdate): Promise<void> {
     switch (update.kind) {
       case 'success':
-        this.tally(update.group, update.keyId, update.latencyMs);
-        if (this.now() - this.lastFlush >= (this.options.flushEveryMs ?? 5000)) await this.flush();
-        return;
+        return this.successes.add(update.group, update.keyId, update.latencyMs);
       case 'cooldown':
-        return this.extendCooldown(update.group, update.keyId, update.model, update.cooldown);
+        return this.extendCooldown(update);
       case 'invalid':
-        return this.markInvalid(update.group, update.keyId, update.reason);
-      case 'operator':
-        return this.setDisabled(update.group, update.keyId, update.status === 'disabled');
       case 'revive':
-        return this.revive(update.group, update.keyId, update.reasons);
-      case 'clear_expired': {
-        const cache = await this.cache.fresh(update.group);
-        const entry = cache.keys.get(update.keyId);
-        for (const [model, c] of entry?.cooldowns ?? []) {
-          if (c.until > update.now) continue;
-          // Conditional: a cooldown someone extended meanwhile stays.
-          const deleted = await this.table.deleteIf(
-            { pk: `grp#${update.group}`, sk: `cool#${update.keyId}#${model}` },
-            '#until <= :now',
-            { '#until': 'until' },
-            { ':now': update.now },
-          );
-          if (deleted) entry?.cooldowns.delete(model);
-        }
-        return;
-      }
-      case 'checked': {
-        // Not a decision, a note: unconditional, and the status is not touched.
+      case 'operator':
+        return this.changeStatus(update);
+      case 'clear_expired':
+        return this.clearExpired(update);
+      case 'checked':
         await this.table.update({
-          Key: { pk: `grp#${update.group}`, sk: `key#${update.keyId}` },
-          UpdateExpression: 'SET #c = :c, #ca = :at',
-          ExpressionAttributeNames: { '#c': 'lastCheck', '#ca': 'lastCheckAt' },
-          ExpressionAttributeValues: { ':c': update.outcome, ':at': update.at },
+          Key: keyItemKey(update.group, update.keyId),
+          ...checkedWrite(update.outcome, update.at),
         });
-        const entry = this.cache.entry(update.group, update.keyId);
-        if (entry !== undefined) entry.lastCheck = { outcome: update.outcome, at: update.at };
+        this.cached(update);
         return;
-      }
     }
   }
 
@@ -146,27 +129,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
-  async flush(): Promise<void> {
-    this.lastFlush = this.now();
-    const tallies = [...this.tallies.values()];
-    this.tallies.clear();
-    await Promise.all(
-      tallies.map(async (t) => {
-        try {
-          await this.table.update({
-            Key: { pk: `grp#${t.group}`, sk: `key#${t.keyId}` },
-            // Counters only: status is never touched, so a success can't revive an invalid key.
-            UpdateExpression: 'ADD #ok :n, #lat :l SET #last = :t',
-            ExpressionAttributeNames: { '#ok': 'okCount', '#lat': 'okLatencyMs', '#last': 'lastOkAt' },
-            ExpressionAttributeValues: { ':n': t.count, ':l': t.latencyMs, ':t': t.lastAt },
-          });
-        } catch (err) {
-          // Put the counts back so the next flush carries them; then let the caller know.
-          this.tally(t.group, t.keyId, t.latencyMs, t.count, t.lastAt);
-          throw err;
-        }
-      }),
-    );
+  flush(): Promise<void> {
+    return this.successes.flush();
   }
 
   private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
@@ -258,141 +222,63 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return (num(out?.pos) ?? 1) - 1;
   }
 
-  private async extendCooldown(
-    group: string,
-    keyId: string,
-    model: string,
-    cooldown: Cooldown,
-  ): Promise<void> {
-    const Key = { pk: `grp#${group}`, sk: `cool#${keyId}#${model}` };
-    let kept = cooldown;
+  /** Sets a cooldown if it extends the stored one; this instance then knows the longer of the two. */
+  private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
+    const Key = cooldownItemKey(update.group, update.keyId, update.model);
+    let known = update;
     try {
-      await this.table.update({
-        Key,
-        UpdateExpression: 'SET #until = :until, #cause = :cause, #ttl = :ttl',
-        ConditionExpression: 'attribute_not_exists(#until) OR #until < :until',
-        ExpressionAttributeNames: { '#until': 'until', '#cause': 'cause', '#ttl': 'ttl' },
-        ExpressionAttributeValues: {
-          ':until': cooldown.until,
-          ':cause': cooldown.cause,
-          ':ttl': ttlAfter(cooldown.until),
-        },
-      });
+      await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
-      const current = await this.table.itemOnConflict(err, Key);
-      const until = num(current?.until);
-      if (until !== undefined) kept = { until, cause: (str(current?.cause) ?? 'quota') as CooldownCause };
+      const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
+      if (stored !== undefined) known = { ...update, cooldown: stored };
     }
-    const entry = this.cache.entry(group, keyId);
-    const cached = entry?.cooldowns.get(model);
-    if (entry !== undefined && (cached === undefined || cached.until < kept.until)) {
-      entry.cooldowns.set(model, kept);
-    }
+    this.cached(known);
   }
 
-  /** Marks a key invalid unless it already is; the operator's disable flag is untouched either way. */
-  private async markInvalid(group: string, keyId: string, reason: string): Promise<void> {
-    const Key = { pk: `grp#${group}`, sk: `key#${keyId}` };
-    let stored = { health: 'invalid' as 'active' | 'invalid', reason: reason as string | undefined };
+  /**
+   * Marks a key invalid, revives it or flips the operator's switch, on the core's conditions. This
+   * instance then applies the update to its copy, or, if a racing write won, adopts the stored validity.
+   */
+  private async changeStatus(update: StatusUpdate): Promise<void> {
+    // No reason to revive from: nothing can match (and DynamoDB refuses an empty IN list).
+    if (update.kind === 'revive' && update.reasons.length === 0) return;
+    const Key = keyItemKey(update.group, update.keyId);
+    let stored: ReturnType<typeof storedValidity> | undefined;
     try {
-      await this.table.update({
-        Key,
-        UpdateExpression: 'SET #s = :invalid, #r = :reason, #at = :now ADD #v :one',
-        ConditionExpression: 'attribute_not_exists(#s) OR #s = :active',
-        ExpressionAttributeNames: { '#s': 'status', '#r': 'reason', '#at': 'statusAt', '#v': 'version' },
-        ExpressionAttributeValues: {
-          ':invalid': 'invalid',
-          ':active': 'active',
-          ':reason': reason,
-          ':now': this.now(),
-          ':one': 1,
-        },
-      });
+      await this.table.update({ Key, ...statusWrite(update, this.now()) });
     } catch (err) {
-      // Already invalid (for the first reason found): adopt what is stored.
-      const item = await this.table.itemOnConflict(err, Key);
-      stored = { health: str(item?.status) === 'invalid' ? 'invalid' : 'active', reason: str(item?.reason) };
+      stored = storedValidity(await this.table.itemOnConflict(err, Key));
     }
-    const entry = this.cache.entry(group, keyId);
-    if (entry !== undefined) {
-      entry.health = stored.health;
-      entry.reason = stored.reason;
-      entry.changedAt = this.now();
-    }
+    const record = this.cache.entry(update.group, update.keyId);
+    if (record === undefined) return;
+    if (stored === undefined) applyUpdate(record, update);
+    else Object.assign(record, stored);
+    record.changedAt = this.now();
   }
 
-  /** Back to active, only from `invalid` for one of the given reasons (conditional: races can't undo more). */
-  private async revive(group: string, keyId: string, reasons: readonly string[]): Promise<void> {
-    if (reasons.length === 0) return;
-    const Key = { pk: `grp#${group}`, sk: `key#${keyId}` };
-    const values: Record<string, unknown> = {
-      ':invalid': 'invalid',
-      ':active': 'active',
-      ':now': this.now(),
-      ':one': 1,
-    };
-    reasons.forEach((r, i) => {
-      values[`:r${i}`] = r;
-    });
-    let health: 'active' | 'invalid' = 'active';
-    let reason: string | undefined;
-    try {
-      await this.table.update({
-        Key,
-        UpdateExpression: 'SET #s = :active, #at = :now REMOVE #r ADD #v :one',
-        ConditionExpression: `#s = :invalid AND #r IN (${reasons.map((_, i) => `:r${i}`).join(', ')})`,
-        ExpressionAttributeNames: { '#s': 'status', '#r': 'reason', '#at': 'statusAt', '#v': 'version' },
-        ExpressionAttributeValues: values,
-      });
-    } catch (err) {
-      const item = await this.table.itemOnConflict(err, Key);
-      health = str(item?.status) === 'invalid' ? 'invalid' : 'active';
-      reason = str(item?.reason);
+  /**
+   * Removes the key's cooldowns that ended before `now`, each on the condition that it still has: one
+   * extended meanwhile stays. This instance's copy then drops its ended ones (selection ignores them anyway).
+   */
+  private async clearExpired(update: Extract<KeyStateUpdate, { kind: 'clear_expired' }>): Promise<void> {
+    const record = (await this.cache.fresh(update.group)).keys.get(update.keyId);
+    if (record === undefined) return;
+    for (const [model, cooldown] of record.cooldowns) {
+      if (isCooling(cooldown, update.now)) continue;
+      await this.table.deleteIf(endedCooldownDelete(update.group, update.keyId, model, update.now));
     }
-    const entry = this.cache.entry(group, keyId);
-    if (entry !== undefined) {
-      entry.health = health;
-      entry.reason = reason;
-      entry.changedAt = this.now();
-    }
+    applyUpdate(record, update);
   }
 
-  /** The operator's switch: `disabled` wins over everything; lifting it leaves the key's health as it is. */
-  private async setDisabled(group: string, keyId: string, disabled: boolean): Promise<void> {
-    await this.table.update({
-      Key: { pk: `grp#${group}`, sk: `key#${keyId}` },
-      UpdateExpression: disabled
-        ? 'SET #d = :true, #at = :now ADD #v :one'
-        : 'SET #at = :now REMOVE #d ADD #v :one',
-      ExpressionAttributeNames: { '#d': 'disabled', '#at': 'statusAt', '#v': 'version' },
-      ExpressionAttributeValues: disabled
-        ? { ':true': true, ':now': this.now(), ':one': 1 }
-        : { ':now': this.now(), ':one': 1 },
-    });
-    const entry = this.cache.entry(group, keyId);
-    if (entry !== undefined) {
-      entry.disabled = disabled;
-      entry.changedAt = this.now();
-    }
+  /** Applies a write that landed to this instance's copy of the key (when its group is cached). */
+  private cached(update: KeyStateUpdate): void {
+    const record = this.cache.entry(update.group, update.keyId);
+    if (record !== undefined) applyUpdate(record, update);
   }
 
   /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
   snapshot(): KeyStateUpdate[] {
     return this.cache.snapshot();
   }
-
-  private tally(group: string, keyId: string, latencyMs: number, count = 1, lastAt = this.now()): void {
-    const id = `${group}\u0000${keyId}`;
-    const t = this.tallies.get(id) ?? { group, keyId, count: 0, latencyMs: 0, lastAt };
-    t.count += count;
-    t.latencyMs += latencyMs;
-    t.lastAt = Math.max(t.lastAt, lastAt);
-    this.tallies.set(id, t);
-  }
-}
-
-function unavailable(coolingRetryAt: number | undefined, quotaRetryAt: number | undefined): Acquisition {
-  const next = soonest({ at: coolingRetryAt, cause: 'cooling' }, { at: quotaRetryAt, cause: 'quota' });
-  return { kind: 'unavailable', retryAt: next.at, cause: next.cause };
 }
