@@ -8,13 +8,14 @@ import { createStateStore } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
+import { InstanceHealth } from '../core/instance-health.js';
 import type { KeyStateStore } from '../core/key-state/port.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
+import { ModelCatalog } from '../core/model-catalog.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
 import { StateWrites } from '../core/state-writes.js';
-import { UpstreamHealth } from '../core/upstream-health.js';
 
 /** Every environment variable the proxy function reads; the stack sets exactly these (tests hold both to it). */
 export const PROXY_FUNCTION_ENV = [
@@ -44,7 +45,7 @@ type Current =
 /**
  * Everything one Lambda instance keeps between invocations: the state store, the upstream client, the
  * two cached secrets and the proxy built from them (rebuilt when a secret changes), and what outlives
- * any one configuration: circuits and health scores, and the state writes still in flight.
+ * any one configuration: circuits and health scores, the model list, and the state writes in flight.
  */
 export class ProxyRuntime {
   readonly logger: Logger;
@@ -58,8 +59,9 @@ export class ProxyRuntime {
   /** Secret texts already found invalid: not parsed again until one of them changes. */
   private rejected: { keys: string; tokens: string; result: Current } | undefined;
   private lastProblem: string | undefined;
-  private health: UpstreamHealth | undefined;
+  private health: InstanceHealth | undefined;
   private writes: StateWrites | undefined;
+  private catalog: ModelCatalog | undefined;
   private readonly metrics: MetricsSink;
 
   constructor(
@@ -164,9 +166,10 @@ export class ProxyRuntime {
           state: lambdaState(this.settings, this.table),
         });
         const store = await this.store;
-        // The policy comes from the stack's settings, not the secrets: the same for every build.
-        this.health ??= new UpstreamHealth(config.policy);
+        // The policy and upstream settings come from the stack's settings, not the secrets: the same for every build.
+        this.health ??= new InstanceHealth(config.policy);
         this.writes ??= new StateWrites(store, this.logger);
+        this.catalog ??= ModelCatalog.of(config.upstream, { upstream: this.upstream, logger: this.logger });
         return {
           kind: 'ready',
           proxy: new GeminiProxy({
@@ -177,6 +180,7 @@ export class ProxyRuntime {
             metrics: this.metrics,
             health: this.health,
             writes: this.writes,
+            catalog: this.catalog,
           }),
         };
       } catch (err) {

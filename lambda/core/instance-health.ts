@@ -27,7 +27,7 @@ interface Streak {
  * other keys don't. A request that fails everywhere (a body Gemini can't handle) is one client's
  * problem, and must not take the target away from every other client.
  */
-export class UpstreamHealth {
+export class InstanceHealth {
   private readonly breakers: CircuitBreakers;
   private readonly scores: HealthScores;
   private readonly streaks = new Map<string, Streak>();
