@@ -1,5 +1,6 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ConfigError, checkSettings } from '../core/config.js';
+import { ConfigError } from '../core/config/parse.js';
+import { checkSettings } from '../core/config/settings.js';
 
 /** What both Lambda functions read from their environment, the same way. */
 

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type StateConfig, stateWaitAllowanceMs } from '../core/config.js';
+import { stateWaitAllowanceMs } from '../core/config/derived.js';
+import type { StateConfig } from '../core/config/schema.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';
 import { DynamoDbKeyStateStore } from './dynamodb-store.js';

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readText } from './body.js';
-import { type ProxyConfig, stateWaitAllowanceMs } from './config.js';
+import { stateWaitAllowanceMs } from './config/derived.js';
+import type { ProxyConfig } from './config/schema.js';
 import { RequestDeadline } from './deadline.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from './gemini-errors.js';
 import { clientResponseHeaders, headerValue, upstreamRequestHeaders } from './headers.js';

@@ -1,5 +1,6 @@
 import { BodyTooLargeError, readBody } from './body.js';
-import { configuredKeys, configuredTokens, type GroupConfig, type ProxyConfig } from './config.js';
+import { configuredKeys, configuredTokens } from './config/derived.js';
+import type { GroupConfig, ProxyConfig } from './config/schema.js';
 import { Forwarder, type KeyGroup, type Target } from './forward.js';
 import { headerValue } from './headers.js';
 import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';

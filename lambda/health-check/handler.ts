@@ -4,13 +4,9 @@ import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import {
-  ConfigError,
-  configuredKeys,
-  DEFAULT_NATIVE_BASE_URL,
-  parseGroups,
-  parseStateConfig,
-} from '../core/config.js';
+import { configuredKeys } from '../core/config/derived.js';
+import { ConfigError, parseGroups, parseStateConfig } from '../core/config/parse.js';
+import { DEFAULT_NATIVE_BASE_URL } from '../core/config/schema.js';
 import { type CheckedGroup, runHealthCheck } from '../core/health-check.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import { keyId } from '../core/secrets.js';

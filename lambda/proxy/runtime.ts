@@ -6,7 +6,7 @@ import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { SecretCache } from '../adapters/secret-cache.js';
 import { createStateStore } from '../adapters/state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
+import { ConfigError, parseConfig, parseStateConfig } from '../core/config/parse.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state.js';
 import type { Logger } from '../core/logger.js';

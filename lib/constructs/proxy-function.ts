@@ -14,7 +14,7 @@ import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { checkSettings } from '../../lambda/core/config.js';
+import { checkSettings } from '../../lambda/core/config/settings.js';
 
 /** Exactly the DynamoDB actions the key-state store uses. */
 export const STATE_TABLE_ACTIONS = [

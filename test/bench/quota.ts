@@ -12,7 +12,7 @@ import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
 import { FallbackKeyStateStore } from '../../lambda/adapters/fallback-store.js';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { countCalls } from '../support/call-counter.js';
 import { startDynamoEngine, testClient } from '../support/dynamo-engine.js';

@@ -5,7 +5,8 @@ import {
   isHardOutage,
 } from '../../lambda/adapters/fallback-store.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
-import { parseStateConfig, stateWaitAllowanceMs } from '../../lambda/core/config.js';
+import { stateWaitAllowanceMs } from '../../lambda/core/config/derived.js';
+import { parseStateConfig } from '../../lambda/core/config/parse.js';
 import type {
   AcquireRequest,
   Acquisition,
