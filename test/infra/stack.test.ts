@@ -5,7 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HEALTH_CHECK_ENV } from '../../lambda/health-check/handler.js';
+import { HEALTH_CHECK_ENV } from '../../lambda/health-check/runtime.js';
 import { PROXY_FUNCTION_ENV } from '../../lambda/proxy/runtime.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 import { tempDirs } from '../support/temp-dir.js';
@@ -254,7 +254,13 @@ describe('Stack: health check, alarms and dashboard', () => {
       [...HEALTH_CHECK_ENV, 'NODE_OPTIONS'].sort(),
     );
     expect(fn.Properties.Environment.Variables.METRICS_NAMESPACE).toBe('MyProxy');
-    const source = readFileSync(join(__dirname, '..', '..', 'lambda', 'health-check', 'handler.ts'), 'utf8');
+    // Its entry, and the shared environment both functions read the same way.
+    const source = [
+      ['health-check', 'runtime.ts'],
+      ['adapters', 'lambda-env.ts'],
+    ]
+      .map((path) => readFileSync(join(__dirname, '..', '..', 'lambda', ...path), 'utf8'))
+      .join('\n');
     const read = new Set(
       [...source.matchAll(/\benv\??\.([A-Z][A-Z0-9_]+)|required\(env, '([A-Z][A-Z0-9_]+)'\)/g)].map(
         (m) => (m[1] ?? m[2])!,
