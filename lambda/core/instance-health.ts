@@ -1,5 +1,5 @@
 import { type Admission, CircuitBreakers, type CircuitView } from './circuit-breaker.js';
-import type { ProxyConfig } from './config.js';
+import type { ProxyConfig } from './config/schema.js';
 import { HealthScores } from './health-score.js';
 import type { HealthPreference, KeyView } from './key-state/port.js';
 

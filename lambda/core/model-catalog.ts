@@ -1,5 +1,5 @@
 import { readText } from './body.js';
-import type { ProxyConfig } from './config.js';
+import type { ProxyConfig } from './config/schema.js';
 import type { UpstreamClient } from './http.js';
 import type { Logger } from './logger.js';
 import { canonicalModel } from './models.js';

@@ -1,4 +1,4 @@
-import type { ProxyConfig } from './config.js';
+import type { ProxyConfig } from './config/schema.js';
 import type { UpstreamOutcome } from './gemini-errors.js';
 import type { Cooldown } from './key-state/port.js';
 import { nextPacificMidnight } from './pacific-time.js';

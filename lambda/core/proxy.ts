@@ -1,5 +1,6 @@
 import { BodyTooLargeError, readBody } from './body.js';
-import { configuredKeys, configuredTokens, type ProxyConfig } from './config.js';
+import { configuredKeys, configuredTokens } from './config/derived.js';
+import type { ProxyConfig } from './config/schema.js';
 import { detailedHealth } from './detailed-health.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';

@@ -12,7 +12,7 @@ import { JsonLogger } from '../../lambda/adapters/logger.js';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
 import { FallbackKeyStateStore } from '../../lambda/adapters/state/fallback-store.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { countCalls } from '../support/call-counter.js';
 import { startDynamoEngine, testClient } from '../support/dynamo-engine.js';

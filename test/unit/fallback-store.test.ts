@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FallbackKeyStateStore, type FallbackOptions } from '../../lambda/adapters/state/fallback-store.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { isHardOutage } from '../../lambda/adapters/state/outage-detector.js';
-import { parseStateConfig, stateWaitAllowanceMs } from '../../lambda/core/config.js';
+import { stateWaitAllowanceMs } from '../../lambda/core/config/derived.js';
+import { parseStateConfig } from '../../lambda/core/config/parse.js';
 import type {
   AcquireRequest,
   Acquisition,

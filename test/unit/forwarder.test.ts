@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import type { ForwardJob } from '../../lambda/core/forwarding/attempts.js';
 import { Forwarder } from '../../lambda/core/forwarding/forwarder.js';
 import { buildGroup } from '../../lambda/core/forwarding/groups.js';

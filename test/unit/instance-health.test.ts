@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import { InstanceHealth } from '../../lambda/core/instance-health.js';
 import type { KeyView } from '../../lambda/core/key-state/port.js';
 

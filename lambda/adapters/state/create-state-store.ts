@@ -1,4 +1,4 @@
-import type { StateConfig } from '../../core/config.js';
+import type { StateConfig } from '../../core/config/schema.js';
 import type { KeyStateStore } from '../../core/key-state/port.js';
 import type { Logger } from '../../core/logger.js';
 import { onAnswer, stateClient } from './dynamodb/client.js';

@@ -1,4 +1,4 @@
-import { stateWaitAllowanceMs } from '../../core/config.js';
+import { stateWaitAllowanceMs } from '../../core/config/derived.js';
 import type {
   AcquireRequest,
   Acquisition,

@@ -1,5 +1,5 @@
 /** What the forwarding pieces share: the job, their dependencies, and one request's bookkeeping. */
-import type { ProxyConfig } from '../config.js';
+import type { ProxyConfig } from '../config/schema.js';
 import type { RequestDeadline } from '../deadline.js';
 import type { ProxyResponse, UpstreamClient } from '../http.js';
 import type { InstanceHealth } from '../instance-health.js';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stateWaitAllowanceMs } from '../config.js';
+import { stateWaitAllowanceMs } from '../config/derived.js';
 import { RequestDeadline } from '../deadline.js';
 import type { ProxyResponse } from '../http.js';
 import { cancelled, clientLimited, stateUnavailable } from '../refusals.js';

@@ -1,5 +1,6 @@
 /** Key groups as the forwarder uses them, where their requests go, and the request each call sends. */
-import { configuredKeys, type GroupConfig, type ProxyConfig } from '../config.js';
+import { configuredKeys } from '../config/derived.js';
+import type { GroupConfig, ProxyConfig } from '../config/schema.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProxyRequest, UpstreamRequest } from '../http.js';
 import type { KeyRef, QuotaLimits } from '../key-state/port.js';

@@ -1,4 +1,4 @@
-import type { ProxyConfig } from '../config.js';
+import type { ProxyConfig } from '../config/schema.js';
 import { openAiError } from '../openai-errors.js';
 import { cancelled, circuitOpen, keysExhausted, stateUnavailable } from '../refusals.js';
 import type { Attempts, Ending } from './attempts.js';

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { type StateConfig, stateWaitAllowanceMs } from '../../../core/config.js';
+import { stateWaitAllowanceMs } from '../../../core/config/derived.js';
+import type { StateConfig } from '../../../core/config/schema.js';
 
 /**
  * The DynamoDB client for the state store: one SDK retry, calls bounded by the longest a request may wait
