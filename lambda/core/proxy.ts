@@ -1,6 +1,7 @@
 import { BodyTooLargeError, readBody } from './body.js';
 import { configuredKeys, configuredTokens } from './config/derived.js';
 import type { ProxyConfig } from './config/schema.js';
+import { Scrubber, TokenVerifier } from './credentials.js';
 import { detailedHealth } from './detailed-health.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';
@@ -16,7 +17,6 @@ import { openAiError } from './openai-errors.js';
 import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
-import { Scrubber, TokenVerifier } from './secrets.js';
 import { StateWrites } from './state-writes.js';
 
 export interface ProxyDeps {

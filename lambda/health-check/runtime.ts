@@ -3,8 +3,8 @@ import { LambdaInstance } from '../adapters/lambda-env.js';
 import { configuredKeys } from '../core/config/derived.js';
 import { ConfigError, parseGroups } from '../core/config/parse.js';
 import { DEFAULT_NATIVE_BASE_URL } from '../core/config/schema.js';
+import { keyId } from '../core/credentials.js';
 import { type CheckedGroup, runHealthCheck } from '../core/health-check.js';
-import { keyId } from '../core/secrets.js';
 
 /** Every environment variable the health-check function reads; the stack sets exactly these. */
 export const HEALTH_CHECK_ENV = [

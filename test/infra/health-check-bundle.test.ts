@@ -5,7 +5,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
-import { keyId } from '../../lambda/core/secrets.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';

@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { parseConfig } from '../../lambda/core/config/parse.js';
+import { keyId, Scrubber } from '../../lambda/core/credentials.js';
 import type { ForwardJob } from '../../lambda/core/forwarding/attempts.js';
 import { Forwarder } from '../../lambda/core/forwarding/forwarder.js';
 import { buildGroup } from '../../lambda/core/forwarding/groups.js';
@@ -14,7 +15,6 @@ import {
 } from '../../lambda/core/http.js';
 import { InstanceHealth } from '../../lambda/core/instance-health.js';
 import type { RequestMetrics } from '../../lambda/core/metrics.js';
-import { keyId, Scrubber } from '../../lambda/core/secrets.js';
 import { StateWrites } from '../../lambda/core/state-writes.js';
 
 const KEYS = ['fake-key-fwd-0', 'fake-key-fwd-1', 'fake-key-fwd-2', 'fake-key-fwd-3'];

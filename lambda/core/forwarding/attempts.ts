@@ -1,12 +1,12 @@
 /** What the forwarding pieces share: the job, their dependencies, and one request's bookkeeping. */
 import type { ProxyConfig } from '../config/schema.js';
+import type { Scrubber } from '../credentials.js';
 import type { RequestDeadline } from '../deadline.js';
 import type { ProxyResponse, UpstreamClient } from '../http.js';
 import type { InstanceHealth } from '../instance-health.js';
 import type { AcquireRequest, Acquisition, ClientLimit, KeyStateStore } from '../key-state/port.js';
 import type { Logger } from '../logger.js';
 import type { RequestMetrics } from '../metrics.js';
-import type { Scrubber } from '../secrets.js';
 import type { StateWrites } from '../state-writes.js';
 import type { KeyGroup, UpstreamCall } from './groups.js';
 import type { ForwardFacts, RequestLog } from './request-log.js';

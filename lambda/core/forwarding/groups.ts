@@ -1,12 +1,12 @@
 /** Key groups as the forwarder uses them, where their requests go, and the request each call sends. */
 import { configuredKeys } from '../config/derived.js';
 import type { GroupConfig, ProxyConfig } from '../config/schema.js';
+import { keyId } from '../credentials.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProxyRequest, UpstreamRequest } from '../http.js';
 import type { KeyRef, QuotaLimits } from '../key-state/port.js';
 import { hasLimits } from '../key-state/quota.js';
 import { normalizeModel } from '../routes.js';
-import { keyId } from '../secrets.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
 export interface KeyGroup {
