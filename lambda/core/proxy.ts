@@ -142,6 +142,18 @@ export class GeminiProxy {
     return this.writes.settle();
   }
 
+  /** Logs a request refused before any Gemini call and answers it as the client's error. */
+  private refuse(
+    request: ProxyRequest,
+    started: number,
+    status: number,
+    message: string,
+    code: string,
+  ): ProxyResponse {
+    this.requests.refused(request, started, status);
+    return openAiError(status, message, 'invalid_request_error', code);
+  }
+
   private async route(request: ProxyRequest, route: Route, started: number): Promise<ProxyResponse> {
     if (route.kind === 'health') return json(200, { status: 'ok' });
     // Only an allow-list goes to Gemini; a route it doesn't know is answered like any unknown path.
@@ -150,24 +162,19 @@ export class GeminiProxy {
         ? routeAccess(request.method, request.path)
         : undefined;
     if (route.kind === 'not_found' || access?.kind === 'unknown') {
-      this.requests.refused(request, started, 404);
-      return openAiError(
+      return this.refuse(
+        request,
+        started,
         404,
         `No route for ${request.method} ${request.path}.`,
-        'invalid_request_error',
         'not_found',
       );
     }
     const { query: clientQuery, key: queryKey } = stripKeyParam(request.query);
     const client = this.tokens.enabled ? this.tokens.verify(presentedToken(request, queryKey)) : undefined;
     if (this.tokens.enabled && client === undefined) {
-      this.requests.refused(request, started, 401);
-      return openAiError(
-        401,
-        'Missing or invalid proxy token. Send it as "Authorization: Bearer <token>".',
-        'invalid_request_error',
-        'invalid_api_key',
-      );
+      const message = 'Missing or invalid proxy token. Send it as "Authorization: Bearer <token>".';
+      return this.refuse(request, started, 401, message, 'invalid_api_key');
     }
     if (route.kind === 'health_detailed') {
       return json(200, await detailedHealth(this.groups, this.store, this.health, this.now()));
@@ -184,13 +191,8 @@ export class GeminiProxy {
       body = await readBody(request.body, this.config.server.max_body_bytes);
     } catch (err) {
       if (request.signal.aborted) {
-        this.requests.refused(request, started, 499);
-        return openAiError(
-          499,
-          'The client went away while sending the request.',
-          'invalid_request_error',
-          'cancelled',
-        );
+        const message = 'The client went away while sending the request.';
+        return this.refuse(request, started, 499, message, 'cancelled');
       }
       if (!(err instanceof BodyTooLargeError)) throw err;
       this.requests.refused(request, started, 413);

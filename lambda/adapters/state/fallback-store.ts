@@ -1,11 +1,5 @@
 import { stateWaitAllowanceMs } from '../../core/config/derived.js';
-import type {
-  AcquireRequest,
-  Acquisition,
-  KeyStateStore,
-  KeyStateUpdate,
-  KeyView,
-} from '../../core/key-state/port.js';
+import type * as Port from '../../core/key-state/port.js';
 import { hasLimits } from '../../core/key-state/quota.js';
 import { OutageDetector, type OutageOptions } from './outage-detector.js';
 
@@ -41,16 +35,16 @@ const SLOW_RETRY_MS = 1000;
  * on may land all the same: a unit then goes unused (counting too much is safe for a limit; counting too
  * little is not).
  */
-export class FallbackKeyStateStore implements KeyStateStore {
+export class FallbackKeyStateStore implements Port.KeyStateStore {
   private readonly now: () => number;
   private readonly allowanceMs: number;
   private readonly outages: OutageDetector;
-  private readonly pending: KeyStateUpdate[] = [];
+  private readonly pending: Port.KeyStateUpdate[] = [];
   private replaying: Promise<void> | undefined;
 
   constructor(
-    private readonly shared: KeyStateStore,
-    private readonly local: KeyStateStore,
+    private readonly shared: Port.KeyStateStore,
+    private readonly local: Port.KeyStateStore,
     private readonly options: FallbackOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -72,7 +66,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
     this.outages.heard();
   }
 
-  async acquire(request: AcquireRequest): Promise<Acquisition> {
+  async acquire(request: Port.AcquireRequest): Promise<Port.Acquisition> {
     const claim = needsClaim(request);
     const started = this.now();
     const left = request.waitBudgetMs ?? this.allowanceMs;
@@ -106,7 +100,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
     return { kind: 'state_unavailable', retryAt: this.now() + SLOW_RETRY_MS };
   }
 
-  async record(update: KeyStateUpdate): Promise<void> {
+  async record(update: Port.KeyStateUpdate): Promise<void> {
     await this.local.record(update);
     if (this.degraded) {
       this.keep(update);
@@ -117,7 +111,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
     if (outcome.kind !== 'answer' && outcome.kind !== 'rejected') this.keep(update);
   }
 
-  async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
+  async describe(group: string, keyIds: readonly string[]): Promise<Port.KeyView[]> {
     if (!this.degraded) {
       const outcome = await this.outages.call('describe', () => this.shared.describe(group, keyIds));
       if (outcome.kind === 'answer') return outcome.value;
@@ -144,7 +138,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
   }
 
   /** While down: budget claims per the outage policy; everything else from local state. */
-  private outage(request: AcquireRequest, claim: boolean): Promise<Acquisition> | Acquisition {
+  private outage(request: Port.AcquireRequest, claim: boolean): Promise<Port.Acquisition> | Port.Acquisition {
     if (claim && this.options.onOutage === 'refuse') {
       return { kind: 'state_unavailable', retryAt: Math.max(this.outages.downUntil, this.now() + 1) };
     }
@@ -179,7 +173,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
     });
   }
 
-  private keep(update: KeyStateUpdate): void {
+  private keep(update: Port.KeyStateUpdate): void {
     // Success counters are statistics, not state: losing them while degraded changes no decision.
     if (update.kind === 'success') return;
     this.pending.push(update);
@@ -192,7 +186,7 @@ export class FallbackKeyStateStore implements KeyStateStore {
 }
 
 /** A request that spends a shared budget: a group with limits, or a client with its own rpm. */
-function needsClaim(request: AcquireRequest): boolean {
+function needsClaim(request: Port.AcquireRequest): boolean {
   return hasLimits(request.limits) || request.client !== undefined;
 }
 
