@@ -1,18 +1,21 @@
 import { CfnOutput, type Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import type { AlarmThresholds } from './constructs/alarm-thresholds.js';
+import { DEFAULT_METRICS_NAMESPACE } from './constructs/gateway-function.js';
 import { HealthCheck } from './constructs/health-check.js';
 import { KeyStateTable } from './constructs/key-state-table.js';
-import { type AlarmThresholds, Monitoring } from './constructs/monitoring.js';
+import { Monitoring } from './constructs/monitoring.js';
 import { ProxyFunction, type ProxyFunctionOptions } from './constructs/proxy-function.js';
 import { ProxySecrets } from './constructs/proxy-secrets.js';
 
 export interface GeminiProxyStackProps extends StackProps, ProxyFunctionOptions {
   /** For the table and secrets. @default RemovalPolicy.RETAIN */
   readonly dataRemovalPolicy?: RemovalPolicy;
-  /** Where alarms are emailed (the address must confirm the SNS subscription). */
+  /** Where alarms are emailed (the address must confirm the SNS subscription). @default none: no email */
   readonly alertEmail?: string;
-  /** How often every key is checked. @default Duration.minutes(5) */
+  /** How often every key is checked; whole minutes. @default Duration.minutes(5) */
   readonly healthCheckInterval?: Duration;
+  /** Checked at synth: an unknown field or a value out of range fails it. @default each threshold's own default */
   readonly alarmThresholds?: AlarmThresholds;
 }
 
@@ -26,6 +29,7 @@ export class GeminiProxyStack extends Stack {
 
   constructor(scope: Construct, id: string, props: GeminiProxyStackProps = {}) {
     super(scope, id, props);
+    const namespace = props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
     this.state = new KeyStateTable(this, 'KeyState', { removalPolicy: props.dataRemovalPolicy });
     this.secrets = new ProxySecrets(this, 'Secrets', { removalPolicy: props.dataRemovalPolicy });
     this.proxy = new ProxyFunction(this, 'Proxy', {
@@ -36,13 +40,11 @@ export class GeminiProxyStack extends Stack {
       secretCacheAge: props.secretCacheAge,
       logLevel: props.logLevel,
       settings: props.settings,
-      metricsNamespace: props.metricsNamespace,
+      metricsNamespace: namespace,
       table: this.state.table,
       keysSecret: this.secrets.keys,
       tokensSecret: this.secrets.tokens,
     });
-
-    const namespace = props.metricsNamespace ?? 'GeminiProxy';
     this.healthCheck = new HealthCheck(this, 'HealthCheck', {
       table: this.state.table,
       keysSecret: this.secrets.keys,

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
-import { ConfigError, type ProxyConfig, parseConfig } from '../core/config.js';
+import { ConfigError, parseConfig } from '../core/config/parse.js';
+import type { ProxyConfig } from '../core/config/schema.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

@@ -2,6 +2,15 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { GroupSummary } from '../core/health-check.js';
 import type { MetricsSink, RequestMetrics } from '../core/metrics.js';
 
+/** Adds metrics to `metrics`, counts unless a unit is given. */
+function metricAdder(metrics: Metrics) {
+  return (
+    name: string,
+    value: number,
+    unit: (typeof MetricUnit)[keyof typeof MetricUnit] = MetricUnit.Count,
+  ) => metrics.addMetric(name, unit, value);
+}
+
 /**
  * Request metrics as CloudWatch embedded metric format (Powertools Metrics): one EMF line per request,
  * dimension `service` only — one series per metric, which alarms can read directly; the group is in the
@@ -15,31 +24,26 @@ export class EmfMetrics implements MetricsSink {
   }
 
   record(m: RequestMetrics): void {
-    const add = (name: string, unit: (typeof MetricUnit)[keyof typeof MetricUnit], value: number) =>
-      this.metrics.addMetric(name, unit, value);
-    add('Requests', MetricUnit.Count, 1);
-    add('Latency', MetricUnit.Milliseconds, m.latencyMs);
+    const add = metricAdder(this.metrics);
+    add('Requests', 1);
+    add('Latency', m.latencyMs, MetricUnit.Milliseconds);
     if (m.timeToFirstByteMs !== undefined)
-      add('TimeToFirstByte', MetricUnit.Milliseconds, m.timeToFirstByteMs);
-    add('UpstreamAttempts', MetricUnit.Count, m.attempts);
-    add('Retries', MetricUnit.Count, m.retries);
-    add(
-      'ClientErrors',
-      MetricUnit.Count,
-      m.status >= 400 && m.status < 500 && m.refusal === undefined ? 1 : 0,
-    );
-    add('ServerErrors', MetricUnit.Count, m.status >= 500 ? 1 : 0);
-    add('UpstreamTransientErrors', MetricUnit.Count, m.upstreamErrors.transient);
-    add('UpstreamQuotaErrors', MetricUnit.Count, m.upstreamErrors.quota);
-    add('UpstreamDeadKeyErrors', MetricUnit.Count, m.upstreamErrors.deadKey);
-    add('KeyCooldowns', MetricUnit.Count, m.keyCooldowns);
-    add('KeysExhaustedRefusals', MetricUnit.Count, m.refusal === 'keys_exhausted' ? 1 : 0);
-    add('CircuitOpenRefusals', MetricUnit.Count, m.refusal === 'circuit_open' ? 1 : 0);
-    add('ClientRateLimited', MetricUnit.Count, m.refusal === 'client_rate_limited' ? 1 : 0);
-    add('StateUnavailableRefusals', MetricUnit.Count, m.refusal === 'state_unavailable' ? 1 : 0);
-    if (m.inputTokens !== undefined) add('InputTokens', MetricUnit.Count, m.inputTokens);
-    if (m.outputTokens !== undefined) add('OutputTokens', MetricUnit.Count, m.outputTokens);
-    if (m.openCircuits !== undefined) add('OpenCircuits', MetricUnit.Count, m.openCircuits);
+      add('TimeToFirstByte', m.timeToFirstByteMs, MetricUnit.Milliseconds);
+    add('UpstreamAttempts', m.attempts);
+    add('Retries', m.retries);
+    add('ClientErrors', m.status >= 400 && m.status < 500 && m.refusal === undefined ? 1 : 0);
+    add('ServerErrors', m.status >= 500 ? 1 : 0);
+    add('UpstreamTransientErrors', m.upstreamErrors.transient);
+    add('UpstreamQuotaErrors', m.upstreamErrors.quota);
+    add('UpstreamDeadKeyErrors', m.upstreamErrors.deadKey);
+    add('KeyCooldowns', m.keyCooldowns);
+    add('KeysExhaustedRefusals', m.refusal === 'keys_exhausted' ? 1 : 0);
+    add('CircuitOpenRefusals', m.refusal === 'circuit_open' ? 1 : 0);
+    add('ClientRateLimited', m.refusal === 'client_rate_limited' ? 1 : 0);
+    add('StateUnavailableRefusals', m.refusal === 'state_unavailable' ? 1 : 0);
+    if (m.inputTokens !== undefined) add('InputTokens', m.inputTokens);
+    if (m.outputTokens !== undefined) add('OutputTokens', m.outputTokens);
+    if (m.openCircuits !== undefined) add('OpenCircuits', m.openCircuits);
     // Published at once: the line is out before the request's stream ends.
     this.metrics.publishStoredMetrics();
   }
@@ -54,38 +58,27 @@ export class HealthMetrics {
   }
 
   publish(groups: readonly GroupSummary[], skipped: number): void {
+    const add = metricAdder(this.metrics);
     const put = (s: Omit<GroupSummary, 'group'>) => {
-      this.metrics.addMetric('TotalKeys', MetricUnit.Count, s.total);
-      this.metrics.addMetric('HealthyKeys', MetricUnit.Count, s.healthy);
-      this.metrics.addMetric('CoolingKeys', MetricUnit.Count, s.cooling);
-      this.metrics.addMetric('InvalidKeys', MetricUnit.Count, s.invalid);
-      this.metrics.addMetric('DisabledKeys', MetricUnit.Count, s.disabled);
+      add('TotalKeys', s.total);
+      add('HealthyKeys', s.healthy);
+      add('CoolingKeys', s.cooling);
+      add('InvalidKeys', s.invalid);
+      add('DisabledKeys', s.disabled);
     };
+    const all = { total: 0, healthy: 0, cooling: 0, invalid: 0, disabled: 0 };
     for (const g of groups) {
       this.metrics.addDimension('group', g.group);
       put(g);
       this.metrics.publishStoredMetrics();
+      for (const count of Object.keys(all) as Array<keyof typeof all>) all[count] += g[count];
     }
-    const all = groups.reduce(
-      (a, g) => ({
-        total: a.total + g.total,
-        healthy: a.healthy + g.healthy,
-        cooling: a.cooling + g.cooling,
-        invalid: a.invalid + g.invalid,
-        disabled: a.disabled + g.disabled,
-      }),
-      { total: 0, healthy: 0, cooling: 0, invalid: 0, disabled: 0 },
-    );
     put(all);
     // Unhealthy = invalid: keys an operator disabled are parked on purpose and must not keep alarms on.
-    this.metrics.addMetric('UnhealthyKeys', MetricUnit.Count, all.invalid);
-    this.metrics.addMetric(
-      'UnhealthyKeyPercent',
-      MetricUnit.Percent,
-      all.total === 0 ? 0 : (100 * all.invalid) / all.total,
-    );
-    this.metrics.addMetric('KeysNotChecked', MetricUnit.Count, skipped);
-    this.metrics.addMetric('HealthCheckRuns', MetricUnit.Count, 1);
+    add('UnhealthyKeys', all.invalid);
+    add('UnhealthyKeyPercent', all.total === 0 ? 0 : (100 * all.invalid) / all.total, MetricUnit.Percent);
+    add('KeysNotChecked', skipped);
+    add('HealthCheckRuns', 1);
     this.metrics.publishStoredMetrics();
   }
 }

@@ -7,7 +7,8 @@
 import { readText } from './body.js';
 import { classifyUpstreamResponse } from './gemini-errors.js';
 import type { UpstreamClient } from './http.js';
-import type { KeyStateStore, KeyView } from './key-state.js';
+import { isCooling } from './key-state/cooldown.js';
+import type { KeyStateStore, KeyView } from './key-state/port.js';
 
 /**
  * Reasons a key can recover from without being replaced: the API got (re-)enabled, a block or a
@@ -175,7 +176,7 @@ export function summarize(group: string, views: readonly KeyView[], now: number)
   for (const v of views) {
     if (v.status === 'disabled') disabled++;
     else if (v.status === 'invalid') invalid++;
-    else if ([...v.cooldowns.values()].some((c) => c.until > now)) cooling++;
+    else if ([...v.cooldowns.values()].some((c) => isCooling(c, now))) cooling++;
     else healthy++;
   }
   return { group, total: views.length, healthy, cooling, invalid, disabled };

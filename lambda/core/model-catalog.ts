@@ -1,4 +1,5 @@
 import { readText } from './body.js';
+import type { ProxyConfig } from './config/schema.js';
 import type { UpstreamClient } from './http.js';
 import type { Logger } from './logger.js';
 import { canonicalModel } from './models.js';
@@ -9,8 +10,6 @@ export interface ModelCatalogOptions {
   readonly baseUrl: string;
   /** How long a list read is trusted (0: the catalog never reads one and allows every name). */
   readonly refreshMs: number;
-  /** Models the configuration names (groups' `models`): known whatever the list says. */
-  readonly configured: Iterable<string>;
   readonly connectTimeoutMs: number;
   readonly firstByteTimeoutMs: number;
   readonly logger: Logger;
@@ -29,14 +28,14 @@ const RETRY_AFTER_FAILURE_MS = 60_000;
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
 
 /**
- * The models Gemini serves, as this instance last read them: a model not on the list is answered 404
- * without a Gemini call, so made-up names create no state (memory or table items). The list is read in the
- * background with any configured key, never while a request waits; until a read has succeeded (or while
- * reads fail and no list was ever had) every well-formed name is allowed — the proxy fails open, and Gemini
- * answers what it doesn't know. A list once read is kept when a later read fails.
+ * The models Gemini serves, as this instance last read them: a model not on the list (nor named by the
+ * configuration) is answered 404 without a Gemini call, so made-up names create no state (memory or table
+ * items). The list is read in the background with any configured key, never while a request waits; until a
+ * read has succeeded (or while reads fail and no list was ever had) every well-formed name is allowed — the
+ * proxy fails open, and Gemini answers what it doesn't know. A list once read is kept when a later read
+ * fails, and when the configuration changes: one catalog serves each configuration an instance builds.
  */
 export class ModelCatalog {
-  private readonly configured: ReadonlySet<string>;
   private listed: ReadonlySet<string> | undefined;
   /** When the next read is due. */
   private dueAt = 0;
@@ -44,13 +43,27 @@ export class ModelCatalog {
   /** Where the next read starts in the keys: reads that fail move on to other keys. */
   private nextKey = 0;
 
-  constructor(private readonly options: ModelCatalogOptions) {
-    this.configured = new Set(options.configured);
+  constructor(private readonly options: ModelCatalogOptions) {}
+
+  /** The catalog the configuration's `upstream` settings describe. */
+  static of(
+    settings: ProxyConfig['upstream'],
+    deps: { upstream: UpstreamClient; logger: Logger; now?: (() => number) | undefined },
+  ): ModelCatalog {
+    return new ModelCatalog({
+      upstream: deps.upstream,
+      baseUrl: settings.native_base_url,
+      refreshMs: settings.model_list_ms,
+      connectTimeoutMs: settings.connect_timeout_ms,
+      firstByteTimeoutMs: settings.first_byte_timeout_ms,
+      logger: deps.logger,
+      now: deps.now ?? Date.now,
+    });
   }
 
-  /** False only when the list is known and neither it nor the configuration has the model. */
+  /** False only when the list is known and does not have the model. */
   allows(model: string): boolean {
-    return this.listed === undefined || this.listed.has(model) || this.configured.has(model);
+    return this.listed === undefined || this.listed.has(model);
   }
 
   /** Starts a background read of the list if one is due; `keys` are the raw keys it may use. */

@@ -1,6 +1,6 @@
-import type { ProxyConfig } from './config.js';
+import type { ProxyConfig } from './config/schema.js';
 import type { UpstreamOutcome } from './gemini-errors.js';
-import type { Cooldown } from './key-state.js';
+import type { Cooldown } from './key-state/port.js';
 import { nextPacificMidnight } from './pacific-time.js';
 
 /** What the proxy does after an upstream outcome. */

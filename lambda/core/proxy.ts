@@ -1,20 +1,23 @@
 import { BodyTooLargeError, readBody } from './body.js';
-import { configuredKeys, configuredTokens, type GroupConfig, type ProxyConfig } from './config.js';
-import { Forwarder, type KeyGroup, type Target } from './forward.js';
+import { configuredKeys, configuredTokens } from './config/derived.js';
+import type { ProxyConfig } from './config/schema.js';
+import { Scrubber, TokenVerifier } from './credentials.js';
+import { detailedHealth } from './detailed-health.js';
+import { Forwarder } from './forwarding/forwarder.js';
+import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';
+import { RequestLog } from './forwarding/request-log.js';
 import { headerValue } from './headers.js';
 import type { ProxyRequest, ProxyResponse, UpstreamClient } from './http.js';
-import type { KeyRef, KeyStateStore, KeyView } from './key-state.js';
+import { InstanceHealth } from './instance-health.js';
+import type { KeyStateStore } from './key-state/port.js';
 import type { Logger } from './logger.js';
 import { type MetricsSink, noMetrics } from './metrics.js';
 import { ModelCatalog } from './model-catalog.js';
 import { openAiError } from './openai-errors.js';
-import { hasLimits } from './quota.js';
 import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
-import { matchRoute, normalizeModel, type Route, stripKeyParam } from './routes.js';
-import { keyId, Scrubber, TokenVerifier } from './secrets.js';
+import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
-import { UpstreamHealth } from './upstream-health.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -29,33 +32,14 @@ export interface ProxyDeps {
    * What the instance learns of Gemini (circuits, health scores). Give the same one to each proxy an
    * instance builds, so a new configuration keeps it. @default a new one
    */
-  readonly health?: UpstreamHealth;
+  readonly health?: InstanceHealth;
   /** Pending state writes, likewise shared across configurations. @default a new one */
   readonly writes?: StateWrites;
-}
-
-function buildGroup(group: GroupConfig): KeyGroup {
-  const keys = new Map<string, string>();
-  const refs: KeyRef[] = [];
-  for (const { apiKey, project } of configuredKeys(group)) {
-    const id = keyId(apiKey);
-    if (keys.has(id)) continue;
-    keys.set(id, apiKey);
-    // Keys of one project share its quota; a key without a project is its own budget.
-    refs.push({ keyId: id, budget: project === undefined ? `key:${id}` : `project:${project}` });
-  }
-  return {
-    name: group.name,
-    targetUrl: group.target_url,
-    models: group.models === undefined ? undefined : new Set(group.models.map(normalizeModel)),
-    keys,
-    refs,
-    keyIds: refs.map((r) => r.keyId),
-    limits:
-      group.limits === undefined || !hasLimits(group.limits)
-        ? undefined
-        : { rpm: group.limits.rpm, rpd: group.limits.rpd, windowMs: group.limits.rpm_window_ms },
-  };
+  /**
+   * The models Gemini lists, likewise: a new configuration need not read the list again. Built from the
+   * `upstream` settings, which must be the same for each proxy it is given to. @default a new one
+   */
+  readonly catalog?: ModelCatalog;
 }
 
 /** The client's proxy token, from `Authorization: Bearer`, `x-goog-api-key` or `?key=`. */
@@ -80,13 +64,15 @@ export class GeminiProxy {
   private readonly tokens: TokenVerifier;
   private readonly groups: readonly KeyGroup[];
   private readonly forwarder: Forwarder;
-  private readonly metrics: MetricsSink;
-  private readonly health: UpstreamHealth;
+  private readonly requests: RequestLog;
+  private readonly health: InstanceHealth;
   private readonly writes: StateWrites;
   /** Project-wide route families the operator opted in to (`server.allow_route_families`). */
   private readonly routeFamilies: ReadonlySet<RouteFamily>;
-  /** What Gemini serves (read in the background); a model not on it is answered 404. */
+  /** What Gemini serves (read in the background); a model neither on it nor named by a group is answered 404. */
   private readonly catalog: ModelCatalog;
+  /** Models the groups name (`models`): known whatever Gemini's list says. */
+  private readonly namedModels: ReadonlySet<string>;
   /** Keys the model list may be read with: every configured key, in configuration order. */
   private readonly listingKeys: readonly string[];
 
@@ -96,7 +82,6 @@ export class GeminiProxy {
     this.logger = deps.logger;
     this.now = deps.now ?? Date.now;
     this.routeFamilies = new Set(deps.config.server.allow_route_families);
-    this.metrics = deps.metrics ?? noMetrics;
     const tokens = configuredTokens(deps.config);
     this.tokens = new TokenVerifier(tokens);
     this.groups = deps.config.groups.map(buildGroup);
@@ -105,18 +90,18 @@ export class GeminiProxy {
       ...tokens.flatMap((t) => (t.token === undefined ? [] : [t.token])),
     ];
     this.listingKeys = this.groups.flatMap((g) => [...g.keys.values()]);
-    this.catalog = new ModelCatalog({
-      upstream: deps.upstream,
-      baseUrl: deps.config.upstream.native_base_url,
-      refreshMs: deps.config.upstream.model_list_ms,
-      configured: this.groups.flatMap((g) => [...(g.models ?? [])]),
-      connectTimeoutMs: deps.config.upstream.connect_timeout_ms,
-      firstByteTimeoutMs: deps.config.upstream.first_byte_timeout_ms,
-      logger: deps.logger,
-      now: this.now,
-    });
-    this.health = deps.health ?? new UpstreamHealth(deps.config.policy, this.now);
+    this.namedModels = new Set(this.groups.flatMap((g) => [...(g.models ?? [])]));
+    this.catalog =
+      deps.catalog ??
+      ModelCatalog.of(deps.config.upstream, { upstream: deps.upstream, logger: deps.logger, now: this.now });
+    this.health = deps.health ?? new InstanceHealth(deps.config.policy, this.now);
     this.writes = deps.writes ?? new StateWrites(deps.store, deps.logger);
+    this.requests = new RequestLog({
+      logger: deps.logger,
+      metrics: deps.metrics ?? noMetrics,
+      now: this.now,
+      openCircuits: () => this.health.openCircuits(),
+    });
     this.forwarder = new Forwarder({
       config: deps.config,
       store: deps.store,
@@ -124,9 +109,9 @@ export class GeminiProxy {
       logger: deps.logger,
       now: this.now,
       scrubber: new Scrubber(secrets),
-      metrics: this.metrics,
       health: this.health,
       writes: this.writes,
+      requests: this.requests,
     });
   }
 
@@ -157,6 +142,18 @@ export class GeminiProxy {
     return this.writes.settle();
   }
 
+  /** Logs a request refused before any Gemini call and answers it as the client's error. */
+  private refuse(
+    request: ProxyRequest,
+    started: number,
+    status: number,
+    message: string,
+    code: string,
+  ): ProxyResponse {
+    this.requests.refused(request, started, status);
+    return openAiError(status, message, 'invalid_request_error', code);
+  }
+
   private async route(request: ProxyRequest, route: Route, started: number): Promise<ProxyResponse> {
     if (route.kind === 'health') return json(200, { status: 'ok' });
     // Only an allow-list goes to Gemini; a route it doesn't know is answered like any unknown path.
@@ -165,29 +162,26 @@ export class GeminiProxy {
         ? routeAccess(request.method, request.path)
         : undefined;
     if (route.kind === 'not_found' || access?.kind === 'unknown') {
-      this.logRefusal(request, 404, started);
-      return openAiError(
+      return this.refuse(
+        request,
+        started,
         404,
         `No route for ${request.method} ${request.path}.`,
-        'invalid_request_error',
         'not_found',
       );
     }
     const { query: clientQuery, key: queryKey } = stripKeyParam(request.query);
     const client = this.tokens.enabled ? this.tokens.verify(presentedToken(request, queryKey)) : undefined;
     if (this.tokens.enabled && client === undefined) {
-      this.logRefusal(request, 401, started);
-      return openAiError(
-        401,
-        'Missing or invalid proxy token. Send it as "Authorization: Bearer <token>".',
-        'invalid_request_error',
-        'invalid_api_key',
-      );
+      const message = 'Missing or invalid proxy token. Send it as "Authorization: Bearer <token>".';
+      return this.refuse(request, started, 401, message, 'invalid_api_key');
     }
-    if (route.kind === 'health_detailed') return json(200, await this.detailedHealth());
+    if (route.kind === 'health_detailed') {
+      return json(200, await detailedHealth(this.groups, this.store, this.health, this.now()));
+    }
     // Refused after the token check: a caller without a token learns nothing but 401.
     if (access?.kind === 'family' && !this.routeFamilies.has(access.family)) {
-      this.logRefusal(request, 403, started);
+      this.requests.refused(request, started, 403);
       return routeNotAllowed(access.family);
     }
     const query = forwardedQuery(clientQuery, access?.kind === 'family');
@@ -197,16 +191,11 @@ export class GeminiProxy {
       body = await readBody(request.body, this.config.server.max_body_bytes);
     } catch (err) {
       if (request.signal.aborted) {
-        this.logRefusal(request, 499, started);
-        return openAiError(
-          499,
-          'The client went away while sending the request.',
-          'invalid_request_error',
-          'cancelled',
-        );
+        const message = 'The client went away while sending the request.';
+        return this.refuse(request, started, 499, message, 'cancelled');
       }
       if (!(err instanceof BodyTooLargeError)) throw err;
-      this.logRefusal(request, 413, started);
+      this.requests.refused(request, started, 413);
       return openAiError(
         413,
         `Request body is larger than ${err.limit} bytes.`,
@@ -219,14 +208,14 @@ export class GeminiProxy {
     // The model keys cooldowns and budgets: it must be exactly, and only, what Gemini will serve.
     const read = requestModel(route, headerValue(request.headers, 'content-type'), body);
     if (!read.ok) {
-      this.logRefusal(request, read.status, started);
+      this.requests.refused(request, started, read.status);
       return openAiError(read.status, read.message, 'invalid_request_error', read.code);
     }
     const { model, generation } = read;
     this.catalog.refresh(this.listingKeys);
-    if (model !== '' && !this.catalog.allows(model)) {
+    if (model !== '' && !this.namedModels.has(model) && !this.catalog.allows(model)) {
       // A name Gemini doesn't list: no Gemini call, no state (so made-up names can't grow any).
-      this.logRefusal(request, 404, started);
+      this.requests.refused(request, started, 404);
       return openAiError(
         404,
         `The model \`${model}\` does not exist or you do not have access to it.`,
@@ -257,71 +246,6 @@ export class GeminiProxy {
     const listed = this.groups.filter((g) => g.models?.has(model));
     return listed.length > 0 ? listed : this.groups;
   }
-
-  private async detailedHealth(): Promise<unknown> {
-    const now = this.now();
-    const groups = [];
-    for (const group of this.groups) {
-      const views = await this.store.describe(group.name, group.keyIds);
-      const counts = { active: 0, cooling: 0, invalid: 0, disabled: 0 };
-      const keys = views.map((v) => {
-        const cooling = coolingModels(v, now);
-        if (v.status !== 'active') counts[v.status]++;
-        else if (Object.keys(cooling).length > 0) counts.cooling++;
-        else counts.active++;
-        return {
-          id: v.keyId,
-          status: v.status,
-          reason: v.reason ?? null,
-          score: this.health.score(v),
-          lastCheck: v.lastCheck === undefined ? null : { ...v.lastCheck, at: isoTime(v.lastCheck.at) },
-          cooling,
-        };
-      });
-      groups.push({ name: group.name, total: views.length, counts, keys });
-    }
-    return { status: 'ok', groups, circuits: this.health.circuits() };
-  }
-
-  private logRefusal(request: ProxyRequest, status: number, started: number): void {
-    const latencyMs = this.now() - started;
-    this.logger.info('request', {
-      requestId: request.requestId,
-      method: request.method,
-      path: request.path,
-      status,
-      latencyMs,
-    });
-    this.metrics.record({
-      group: '',
-      status,
-      latencyMs,
-      timeToFirstByteMs: undefined,
-      attempts: 0,
-      retries: 0,
-      upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
-      keyCooldowns: 0,
-      refusal: undefined,
-    });
-  }
-}
-
-function coolingModels(view: KeyView, now: number): Record<string, { until: string | null; cause: string }> {
-  // No prototype: a model named `__proto__` is a field like any other.
-  const out: Record<string, { until: string | null; cause: string }> = Object.create(null);
-  for (const [model, c] of view.cooldowns) {
-    if (c.until > now) out[model === '' ? '*' : model] = { until: isoTime(c.until), cause: c.cause };
-  }
-  return out;
-}
-
-/**
- * An instant from stored state as ISO 8601, or null when it is no date at all (NaN, or beyond what a
- * Date holds: state another instance or an older version wrote must not make the endpoint fail).
- */
-function isoTime(epochMs: number): string | null {
-  const date = new Date(epochMs);
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
 function json(status: number, value: unknown): ProxyResponse {

@@ -16,26 +16,36 @@ export function retryAfterSeconds(waitMs: number): number {
   return Math.min(MAX_RETRY_AFTER_S, Math.max(1, Math.ceil(waitMs / 1000)));
 }
 
-export function keysExhausted(waitMs: number, quota = false): ProxyResponse {
+/** A refusal the client should retry: `Retry-After` in whole seconds, also named in the message. */
+function retryLater(
+  status: number,
+  waitMs: number,
+  message: (seconds: number) => string,
+  type: string,
+  code: string,
+): ProxyResponse {
   const seconds = retryAfterSeconds(waitMs);
+  return openAiError(status, message(seconds), type, code, { 'retry-after': String(seconds) });
+}
+
+export function keysExhausted(waitMs: number, quota = false): ProxyResponse {
   const why = quota ? 'has used its configured quota' : 'is cooling down';
-  return openAiError(
+  return retryLater(
     429,
-    `Every Gemini key ${why} for this model. Retry in ${seconds}s.`,
+    waitMs,
+    (s) => `Every Gemini key ${why} for this model. Retry in ${s}s.`,
     'rate_limit_error',
     'keys_exhausted',
-    { 'retry-after': String(seconds) },
   );
 }
 
 export function clientLimited(waitMs: number): ProxyResponse {
-  const seconds = retryAfterSeconds(waitMs);
-  return openAiError(
+  return retryLater(
     429,
-    `This client token is over its requests-per-minute limit. Retry in ${seconds}s.`,
+    waitMs,
+    (s) => `This client token is over its requests-per-minute limit. Retry in ${s}s.`,
     'rate_limit_error',
     'client_rate_limited',
-    { 'retry-after': String(seconds) },
   );
 }
 
@@ -62,13 +72,12 @@ export function cancelled(clientGone: boolean): ProxyResponse {
 
 /** Every target that could serve is failing and its circuit is open: 503 until it lets probes through. */
 export function circuitOpen(waitMs: number): ProxyResponse {
-  const seconds = retryAfterSeconds(waitMs);
-  return openAiError(
+  return retryLater(
     503,
-    `Gemini is failing repeatedly; the proxy is holding requests back for ${seconds}s.`,
+    waitMs,
+    (s) => `Gemini is failing repeatedly; the proxy is holding requests back for ${s}s.`,
     'server_error',
     'circuit_open',
-    { 'retry-after': String(seconds) },
   );
 }
 
@@ -78,12 +87,12 @@ export function circuitOpen(waitMs: number): ProxyResponse {
  * allowance. Refused rather than risk passing the configured limits; Gemini is not called.
  */
 export function stateUnavailable(waitMs: number): ProxyResponse {
-  const seconds = retryAfterSeconds(waitMs);
-  return openAiError(
+  return retryLater(
     503,
-    `The proxy's shared quota state is unavailable, so it cannot count this request against its limits. Retry in ${seconds}s.`,
+    waitMs,
+    (s) =>
+      `The proxy's shared quota state is unavailable, so it cannot count this request against its limits. Retry in ${s}s.`,
     'server_error',
     'state_unavailable',
-    { 'retry-after': String(seconds) },
   );
 }

@@ -1,4 +1,4 @@
-import type { KeyStateStore, KeyStateUpdate } from './key-state.js';
+import type { KeyStateStore, KeyStateUpdate } from './key-state/port.js';
 import type { Logger } from './logger.js';
 
 /**

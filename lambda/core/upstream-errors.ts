@@ -4,10 +4,11 @@
  * Gemini's own on `/v1beta/*`. Key material is scrubbed from every string; a body that is not a Gemini
  * error is never echoed (it could quote anything).
  */
+
+import type { Scrubber } from './credentials.js';
 import { clientResponseHeaders } from './headers.js';
 import type { ProxyResponse, UpstreamResponse } from './http.js';
 import { retryAfterSeconds } from './refusals.js';
-import type { Scrubber } from './secrets.js';
 
 /** Which clients read the answer: OpenAI's SDKs (`/v1/*`) or Gemini's (`/v1beta/*`). */
 export type ErrorDialect = 'openai' | 'native';

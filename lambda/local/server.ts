@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
-import { type AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
-import { createStateStore } from '../adapters/state-store.js';
+import { createStateStore } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import { ConfigError, isLoopbackHost, type ProxyConfig } from '../core/config.js';
-import type { Headers, ProxyResponse, UpstreamClient } from '../core/http.js';
-import type { KeyStateStore } from '../core/key-state.js';
+import { ConfigError } from '../core/config/parse.js';
+import type { ProxyConfig } from '../core/config/schema.js';
+import type { ProxyResponse, UpstreamClient } from '../core/http.js';
+import type { KeyStateStore } from '../core/key-state/port.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
-import { openAiError, openAiErrorBody } from '../core/openai-errors.js';
+import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
+import { clientErrorAnswer, foreignSite, rawAnswer } from './guards.js';
+import { drop, toProxyRequest, writeResponse } from './node-http.js';
 
 export interface LocalServerOptions {
   readonly config: ProxyConfig;
@@ -31,128 +34,6 @@ export interface RunningServer {
   readonly server: http.Server;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
-}
-
-/**
- * Resolves true once the response emits `event` or closes, false if neither happens within `ms`;
- * leaves no listener or timer behind.
- */
-function within(res: http.ServerResponse, event: 'drain' | 'finish', ms: number): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      res.off(event, onEvent);
-      res.off('close', onEvent);
-      resolve(ok);
-    };
-    const onEvent = () => done(true);
-    const timer = setTimeout(() => done(false), ms);
-    res.on(event, onEvent);
-    res.on('close', onEvent);
-  });
-}
-
-/** The request body, with a `100 Continue` sent when it is first read (the client waits for it to send). */
-async function* askingForBody(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-): AsyncGenerator<Uint8Array> {
-  if (!res.headersSent) res.writeContinue();
-  yield* req;
-}
-
-/** Whole bodies larger than this are written in slices of it, so a stalled reader is noticed in between. */
-const SLICE_BYTES = 64 * 1024;
-
-function* slices(bytes: Uint8Array): Generator<Uint8Array> {
-  for (let i = 0; i < bytes.byteLength; i += SLICE_BYTES) yield bytes.subarray(i, i + SLICE_BYTES);
-}
-
-/**
- * Writes a core response to a node:http response, honouring backpressure; never buffers a stream.
- * Returns false if the client stopped reading: a write stayed blocked for `stallMs` (the caller drops it).
- */
-async function writeResponse(
-  res: http.ServerResponse,
-  response: ProxyResponse,
-  stallMs: number,
-): Promise<boolean> {
-  const { body } = response;
-  let chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
-  if (typeof body === 'string' || body instanceof Uint8Array) {
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    response.headers['content-length'] ??= String(bytes.byteLength);
-    if (bytes.byteLength <= SLICE_BYTES) {
-      res.writeHead(response.status, response.headers);
-      res.end(bytes);
-      return res.writableFinished || (await within(res, 'finish', stallMs));
-    }
-    chunks = slices(bytes);
-  } else {
-    chunks = body;
-  }
-  res.writeHead(response.status, response.headers);
-  for await (const chunk of chunks) {
-    if (res.destroyed) return true; // the client went away: not a stall
-    if (!res.write(chunk) && !(await within(res, 'drain', stallMs))) return false;
-  }
-  if (res.destroyed) return true;
-  res.end();
-  return res.writableFinished || (await within(res, 'finish', stallMs));
-}
-
-/** Drops a connection at once (a TCP reset frees the data queued for a client that stopped reading). */
-function drop(res: http.ServerResponse): void {
-  const { socket } = res;
-  if (socket instanceof Socket && !socket.destroyed) {
-    try {
-      socket.resetAndDestroy();
-      return;
-    } catch {
-      // not a TCP socket: a plain destroy below
-    }
-  }
-  res.destroy();
-}
-
-/** A raw `HTTP/1.1` error answer in OpenAI's shape, for a connection node:http won't build a response on. */
-function rawAnswer(status: number, message: string, code: string): string {
-  const body = JSON.stringify(openAiErrorBody(message, 'invalid_request_error', code));
-  return (
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
-    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
-  );
-}
-
-/** What to answer to a request node:http could not parse (`clientError`); undefined for network errors. */
-function clientErrorAnswer(code: string | undefined): [number, string, string] | undefined {
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT')
-    return [408, 'The request was not received in time.', 'request_timeout'];
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'The request headers are too large.', 'headers_too_large'];
-  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW')
-    return [413, 'The chunk extensions of the request are too large.', 'request_too_large'];
-  if (code?.startsWith('HPE_'))
-    return [400, `The request is not valid HTTP/1.1 (${code}).`, 'malformed_request'];
-  return undefined;
-}
-
-/** A Host header, `host[:port]`: the host (an IPv6 one in brackets) and the port, if any. */
-const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i;
-
-/**
- * With no client tokens, the request must come from this machine's own software, not from a web page a
- * browser was sent to: a page can make a browser call a loopback address (DNS rebinding, or a plain
- * cross-site request), but not choose its Host nor hide its Origin. Returns the refusal's code, if any.
- */
-function foreignSite(headers: Headers, port: number): 'forbidden_host' | 'forbidden_origin' | undefined {
-  const host = HOST_HEADER.exec(typeof headers.host === 'string' ? headers.host : '');
-  if (host === null || !isLoopbackHost(host[1]!) || Number(host[2] ?? 80) !== port) return 'forbidden_host';
-  const { origin } = headers;
-  if (origin === undefined) return undefined;
-  const url = typeof origin === 'string' && URL.canParse(origin) ? new URL(origin) : undefined;
-  const loopback = url !== undefined && /^https?:$/.test(url.protocol) && isLoopbackHost(url.hostname);
-  return loopback ? undefined : 'forbidden_origin';
 }
 
 /** Starts the proxy on node:http: the same core the Lambda handler wraps. */
@@ -230,24 +111,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       }
     }
     const { socket } = req;
-    const controller = new AbortController();
-    // A client that goes away before the answer is complete aborts the upstream call.
-    res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
-    });
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const request = {
-      method: req.method ?? 'GET',
-      path: q === -1 ? url : url.slice(0, q),
-      query: q === -1 ? '' : url.slice(q + 1),
-      headers: req.headers,
-      // `Expect: 100-continue`: the client sends its body only once asked, i.e. once the core reads it
-      // (after the token is checked); a refusal comes without asking.
-      body: expectsContinue ? askingForBody(req, res) : req,
-      requestId: randomUUID(),
-      signal: controller.signal,
-    };
+    const request = toProxyRequest(req, res, expectsContinue);
     proxy
       .handle(request)
       .then((response) => answer(req, res, socket, response))

@@ -1,20 +1,18 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import * as z from 'zod/mini';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
-import { lambdaState, parseSettings, required, secretsClient } from '../adapters/lambda-env.js';
-import { JsonLogger, parseLogLevel } from '../adapters/logger.js';
-import { SecretCache } from '../adapters/secret-cache.js';
-import { createStateStore } from '../adapters/state-store.js';
-import { NodeUpstreamClient } from '../adapters/upstream-http.js';
-import { ConfigError, parseConfig, parseStateConfig } from '../core/config.js';
+import { LambdaInstance, lambdaState, required } from '../adapters/lambda-env.js';
+import type { SecretCache } from '../adapters/secret-cache.js';
+import { ConfigError, parseConfig } from '../core/config/parse.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
-import type { KeyStateStore } from '../core/key-state.js';
+import { InstanceHealth } from '../core/instance-health.js';
+import type { KeyStateStore } from '../core/key-state/port.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
+import { ModelCatalog } from '../core/model-catalog.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
 import { StateWrites } from '../core/state-writes.js';
-import { UpstreamHealth } from '../core/upstream-health.js';
 
 /** Every environment variable the proxy function reads; the stack sets exactly these (tests hold both to it). */
 export const PROXY_FUNCTION_ENV = [
@@ -44,51 +42,26 @@ type Current =
 /**
  * Everything one Lambda instance keeps between invocations: the state store, the upstream client, the
  * two cached secrets and the proxy built from them (rebuilt when a secret changes), and what outlives
- * any one configuration: circuits and health scores, and the state writes still in flight.
+ * any one configuration: circuits and health scores, the model list, and the state writes in flight.
  */
-export class ProxyRuntime {
-  readonly logger: Logger;
-  private readonly store: Promise<KeyStateStore>;
-  private readonly upstream = new NodeUpstreamClient();
-  private readonly keys: SecretCache;
+export class ProxyRuntime extends LambdaInstance {
   private readonly tokens: SecretCache;
-  private readonly settings: Record<string, unknown>;
-  private readonly table: string;
   private built: { keys: string; tokens: string; proxy: GeminiProxy } | undefined;
   /** Secret texts already found invalid: not parsed again until one of them changes. */
   private rejected: { keys: string; tokens: string; result: Current } | undefined;
   private lastProblem: string | undefined;
-  private health: UpstreamHealth | undefined;
+  private health: InstanceHealth | undefined;
   private writes: StateWrites | undefined;
+  private catalog: ModelCatalog | undefined;
   private readonly metrics: MetricsSink;
 
   constructor(
     env: ProxyFunctionEnv,
     options: { logger?: Logger; secrets?: SecretsManagerClient; store?: KeyStateStore } = {},
   ) {
-    this.logger = options.logger ?? new JsonLogger(parseLogLevel(env.LOG_LEVEL));
-    this.table = required(env, 'TABLE_NAME');
-    this.metrics = new EmfMetrics(required(env, 'METRICS_NAMESPACE'));
-    this.settings = parseSettings(env.PROXY_SETTINGS);
-    const client = options.secrets ?? secretsClient(3000);
-    const maxAgeMs = Number(env.SECRET_CACHE_MS ?? 60_000);
-    this.keys = new SecretCache({
-      client,
-      secretId: required(env, 'KEYS_SECRET_ID'),
-      maxAgeMs,
-      logger: this.logger,
-    });
-    this.tokens = new SecretCache({
-      client,
-      secretId: required(env, 'TOKENS_SECRET_ID'),
-      maxAgeMs,
-      logger: this.logger,
-    });
-    // The store's settings come from the stack, not the secrets: one store for the instance's life.
-    this.store =
-      options.store === undefined
-        ? createStateStore(parseStateConfig(lambdaState(this.settings, this.table)), this.logger)
-        : Promise.resolve(options.store);
+    super(env, { ...options, secretTimeoutMs: 3000, secretMaxAgeMs: Number(env.SECRET_CACHE_MS ?? 60_000) });
+    this.tokens = this.secret(required(env, 'TOKENS_SECRET_ID'));
+    this.metrics = new EmfMetrics(this.metricsNamespace);
   }
 
   /** Answers a request with the proxy built from the current secrets, or a clear 503 while there is none. */
@@ -164,9 +137,10 @@ export class ProxyRuntime {
           state: lambdaState(this.settings, this.table),
         });
         const store = await this.store;
-        // The policy comes from the stack's settings, not the secrets: the same for every build.
-        this.health ??= new UpstreamHealth(config.policy);
+        // The policy and upstream settings come from the stack's settings, not the secrets: the same for every build.
+        this.health ??= new InstanceHealth(config.policy);
         this.writes ??= new StateWrites(store, this.logger);
+        this.catalog ??= ModelCatalog.of(config.upstream, { upstream: this.upstream, logger: this.logger });
         return {
           kind: 'ready',
           proxy: new GeminiProxy({
@@ -177,6 +151,7 @@ export class ProxyRuntime {
             metrics: this.metrics,
             health: this.health,
             writes: this.writes,
+            catalog: this.catalog,
           }),
         };
       } catch (err) {

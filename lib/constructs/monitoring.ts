@@ -15,30 +15,17 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-
-/** Alarm thresholds; every one has a default. */
-export interface AlarmThresholds {
-  /** Alarm when more keys than this are invalid, over all groups (operator-disabled keys don't count). @default 3 */
-  readonly unhealthyKeys?: number;
-  /** Alarm when more than this percent of the keys are invalid. @default 50 */
-  readonly unhealthyKeyPercent?: number;
-  /** Percent of requests answered 5xx over 5 minutes. @default 10 */
-  readonly errorRatePercent?: number;
-  /** Requests in those 5 minutes below which the error rate isn't judged (one 5xx of one isn't 100 %). @default 20 */
-  readonly errorRateMinRequests?: number;
-  /** p90 time to Gemini's first byte, ms. @default 5000 */
-  readonly ttfbP90Ms?: number;
-  /** Requests refused because every key was cooling or out of budget, per 5 minutes. @default 10 */
-  readonly keysExhaustedRefusals?: number;
-}
+import { type AlarmThresholds, checkAlarmThresholds } from './alarm-thresholds.js';
 
 export interface MonitoringProps {
+  /** The CloudWatch namespace both functions' metrics go to. */
   readonly namespace: string;
   readonly proxyFunction: IFunction;
   readonly healthCheckFunction: IFunction;
   readonly healthCheckInterval: Duration;
-  /** Where alarms (and their recovery) are emailed; no subscription when absent. */
+  /** Where alarms (and their recovery) are emailed. @default none: no subscription */
   readonly alertEmail?: string;
+  /** Checked at synth ({@link checkAlarmThresholds}). @default each threshold's own default */
   readonly thresholds?: AlarmThresholds;
 }
 
@@ -52,7 +39,7 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const t = props.thresholds ?? {};
+    const t = checkAlarmThresholds(props.thresholds);
     this.topic = new Topic(this, 'Alerts', { displayName: 'Gemini proxy alerts', enforceSSL: true });
     Validations.of(this.topic).acknowledge({
       id: 'AwsSolutions-SNS2',
@@ -79,7 +66,7 @@ export class Monitoring extends Construct {
       });
     const errorRate = new MathExpression({
       // Quiet periods don't page: below the minimum number of requests the rate reads 0.
-      expression: `IF(requests >= ${t.errorRateMinRequests ?? 20}, 100 * errors / requests, 0)`,
+      expression: `IF(requests >= ${t.errorRateMinRequests}, 100 * errors / requests, 0)`,
       usingMetrics: { errors: proxy('ServerErrors'), requests: proxy('Requests') },
       period: FIVE_MINUTES,
       label: 'Error rate (%)',
@@ -114,21 +101,21 @@ export class Monitoring extends Construct {
     alarm(
       'UnhealthyKeys',
       health('UnhealthyKeys'),
-      (t.unhealthyKeys ?? 3) + 1,
+      t.unhealthyKeys + 1,
       'More keys are invalid than the threshold: replace them, or re-enable their API.',
     );
     alarm(
       'UnhealthyKeyShare',
       health('UnhealthyKeyPercent'),
-      t.unhealthyKeyPercent ?? 50,
+      t.unhealthyKeyPercent,
       'More than half of the keys are invalid.',
       { strictlyAbove: true },
     );
-    alarm('ErrorRate', errorRate, t.errorRatePercent ?? 10, 'Too many requests answered 5xx over 5 minutes.');
+    alarm('ErrorRate', errorRate, t.errorRatePercent, 'Too many requests answered 5xx over 5 minutes.');
     alarm(
       'SlowFirstByte',
       proxy('TimeToFirstByte', 'p90'),
-      t.ttfbP90Ms ?? 5000,
+      t.ttfbP90Ms,
       "p90 time to Gemini's first byte is too high.",
     );
     alarm(
@@ -146,7 +133,7 @@ export class Monitoring extends Construct {
     alarm(
       'KeysExhausted',
       proxy('KeysExhaustedRefusals'),
-      t.keysExhaustedRefusals ?? 10,
+      t.keysExhaustedRefusals,
       'Requests refused because every key was cooling or out of budget: add keys or raise limits.',
     );
     alarm(

@@ -8,11 +8,11 @@
  * proxy's own refusals, Gemini calls per refusal, and DynamoDB calls per request.
  */
 import http from 'node:http';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
-import { FallbackKeyStateStore } from '../../lambda/adapters/fallback-store.js';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
+import { FallbackKeyStateStore } from '../../lambda/adapters/state/fallback-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { countCalls } from '../support/call-counter.js';
 import { startDynamoEngine, testClient } from '../support/dynamo-engine.js';

@@ -5,7 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HEALTH_CHECK_ENV } from '../../lambda/health-check/handler.js';
+import { HEALTH_CHECK_ENV } from '../../lambda/health-check/runtime.js';
 import { PROXY_FUNCTION_ENV } from '../../lambda/proxy/runtime.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 import { tempDirs } from '../support/temp-dir.js';
@@ -69,8 +69,8 @@ describe('Stack: GeminiProxyStack', () => {
     // The Lambda side: everything under lambda/ except the local entry and its file/env config loader.
     const root = join(__dirname, '..', '..', 'lambda');
     const files = ['core', 'adapters', 'proxy'].flatMap((dir) =>
-      readdirSync(join(root, dir))
-        .filter((f) => f.endsWith('.ts') && f !== 'config-loader.ts')
+      readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('config-loader.ts'))
         .map((f) => join(root, dir, f)),
     );
     const read = new Set(
@@ -165,24 +165,6 @@ describe('Stack: GeminiProxyStack', () => {
   });
 });
 
-describe('Stack: props checked at synth', () => {
-  const synth = (props: ConstructorParameters<typeof GeminiProxyStack>[2]) =>
-    Template.fromStack(new GeminiProxyStack(new App({ outdir: tempDir('gp-p-') }), 'P', props));
-
-  it('reserves no concurrency when asked for 0', () => {
-    const fn = Object.values(synth({ reservedConcurrency: 0 }).findResources('AWS::Lambda::Function'))[0]!;
-    expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
-  });
-
-  it('rejects settings the function would reject, naming the field', () => {
-    expect(() => synth({ settings: { state: { timeout_ms: 0 } } })).toThrow(
-      /state\.timeout_ms: expected a positive number/,
-    );
-    expect(() => synth({ settings: { polcy: {} } })).toThrow(/unknown field polcy|Unrecognized key/);
-    expect(() => synth({ memorySize: 100.5 })).toThrow(/memorySize/);
-  });
-});
-
 describe('Stack: cdk-nag AwsSolutions', () => {
   it('synthesizes with no unacknowledged finding, and every acknowledgement gives its reason', () => {
     // Prepare
@@ -254,7 +236,13 @@ describe('Stack: health check, alarms and dashboard', () => {
       [...HEALTH_CHECK_ENV, 'NODE_OPTIONS'].sort(),
     );
     expect(fn.Properties.Environment.Variables.METRICS_NAMESPACE).toBe('MyProxy');
-    const source = readFileSync(join(__dirname, '..', '..', 'lambda', 'health-check', 'handler.ts'), 'utf8');
+    // Its entry, and the shared environment both functions read the same way.
+    const source = [
+      ['health-check', 'runtime.ts'],
+      ['adapters', 'lambda-env.ts'],
+    ]
+      .map((path) => readFileSync(join(__dirname, '..', '..', 'lambda', ...path), 'utf8'))
+      .join('\n');
     const read = new Set(
       [...source.matchAll(/\benv\??\.([A-Z][A-Z0-9_]+)|required\(env, '([A-Z][A-Z0-9_]+)'\)/g)].map(
         (m) => (m[1] ?? m[2])!,
@@ -274,6 +262,25 @@ describe('Stack: health check, alarms and dashboard', () => {
       'logs:PutLogEvents',
       'secretsmanager:GetSecretValue',
     ]);
+  });
+
+  it('builds the health check like the proxy: Node.js 24 on arm64, its own log group, no Lambda retries', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+      MemorySize: 256,
+      Timeout: 120,
+      LoggingConfig: Match.objectLike({ LogGroup: { Ref: Match.stringLikeRegexp('^HealthCheckLogs') } }),
+      Environment: {
+        Variables: Match.objectLike({ CHECK_CONCURRENCY: '4', NODE_OPTIONS: '--enable-source-maps' }),
+      },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionId('HealthCheckFunction') },
+      MaximumRetryAttempts: 0,
+    });
+    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 2);
   });
 
   it('emails the operator through an SNS topic', () => {

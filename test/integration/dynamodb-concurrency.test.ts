@@ -1,8 +1,8 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
-import type { Acquisition, KeyRef } from '../../lambda/core/key-state.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
+import type { Acquisition, KeyRef } from '../../lambda/core/key-state/port.js';
 import { countCalls } from '../support/call-counter.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
+import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 
 describe('Integration: racing writers on one DynamoDB table (real engine)', () => {

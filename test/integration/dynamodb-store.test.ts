@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { keyStateStoreContract } from '../support/store-contract.js';
 

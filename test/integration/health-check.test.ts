@@ -1,10 +1,10 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
 import { NodeUpstreamClient } from '../../lambda/adapters/upstream-http.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import { HEALABLE_REASONS, runHealthCheck } from '../../lambda/core/health-check.js';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
-import { keyId } from '../../lambda/core/secrets.js';
+import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 

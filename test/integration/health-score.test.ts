@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
-import { keyId } from '../../lambda/core/secrets.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import {
   chatBody,
   type Harness,

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { type Harness, KEYS, MODEL, postChat, startHarness, TOKEN } from '../support/harness.js';
 
 /** Cools `model` on every key: each answers one 429 asking for 50 s; then the fake forgets it all. */

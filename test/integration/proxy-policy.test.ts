@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { keyId } from '../../lambda/core/credentials.js';
 import { nextPacificMidnight } from '../../lambda/core/pacific-time.js';
-import { keyId } from '../../lambda/core/secrets.js';
 import {
   chatBody,
   type Harness,

@@ -3,10 +3,10 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import type { ProxyRequest } from '../../lambda/core/http.js';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
-import { keyId } from '../../lambda/core/secrets.js';
+import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
 import { ProxyRuntime } from '../../lambda/proxy/runtime.js';
 import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
@@ -39,7 +39,12 @@ describe('Class: ProxyRuntime', () => {
     vi.restoreAllMocks();
   });
 
-  function runtime(state: Record<string, unknown> = {}, store?: KeyStateStore): ProxyRuntime {
+  /** A runtime on the fake and the engine; `settings` (policy, upstream) are merged over the defaults here. */
+  function runtime(
+    state: Record<string, unknown> = {},
+    store?: KeyStateStore,
+    settings: { policy?: Record<string, unknown>; upstream?: Record<string, unknown> } = {},
+  ): ProxyRuntime {
     secrets.on(GetSecretValueCommand).callsFake((input: { SecretId: string }) => ({
       SecretString: input.SecretId === 'keys' ? values.keys : values.tokens,
     }));
@@ -52,9 +57,14 @@ describe('Class: ProxyRuntime', () => {
         METRICS_NAMESPACE: 'RuntimeTest',
         PROXY_SETTINGS: JSON.stringify({
           state: { endpoint: engine.endpoint, cache_ms: 0, ...state },
-          policy: { transient_retries: 0, transient_cooldown_ms: 0, transient_retry_delay_ms: 1 },
-          // No background model-list read (it would go to Gemini's real address).
-          upstream: { model_list_ms: 0 },
+          policy: {
+            transient_retries: 0,
+            transient_cooldown_ms: 0,
+            transient_retry_delay_ms: 1,
+            ...settings.policy,
+          },
+          // No background model-list read unless asked for (it would go to Gemini's real address).
+          upstream: { model_list_ms: 0, ...settings.upstream },
         }),
       },
       {
@@ -76,13 +86,20 @@ describe('Class: ProxyRuntime', () => {
   });
   const chat = { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] };
 
-  async function scores(rt: ProxyRuntime): Promise<Record<string, number>> {
+  async function detailed(rt: ProxyRuntime) {
     const res = await rt.handle(request('/health/detailed'));
-    const body = JSON.parse(String(res.body)) as {
+    return JSON.parse(String(res.body)) as {
       groups: Array<{ keys: Array<{ id: string; score: number }> }>;
+      circuits: Array<{ target: string; state: string }>;
     };
+  }
+
+  async function scores(rt: ProxyRuntime): Promise<Record<string, number>> {
+    const body = await detailed(rt);
     return Object.fromEntries(body.groups[0]!.keys.map((k) => [k.id, k.score]));
   }
+
+  const errorCode = (body: unknown) => (JSON.parse(String(body)) as { error: { code: string } }).error.code;
 
   it('keeps what it learnt of keys (scores) when the keys secret changes', async () => {
     // Prepare: one key; it fails once, then serves: its score records the failure
@@ -101,6 +118,61 @@ describe('Class: ProxyRuntime', () => {
     // Assess: the new configuration serves, and key 0's score is still what it was
     expect(Object.keys(after)).toHaveLength(3);
     expect(after[failed]).toBe(0.84);
+    await rt.settle();
+  });
+
+  it('keeps open circuits, and the scores of keys it keeps, when the keys secret changes', async () => {
+    // Prepare: one key; it fails once, then serves (its score records the failure); then two requests
+    // fail at the target and open its circuit
+    values.keys = keysSecret(KEYS.slice(0, 1));
+    const rt = runtime({}, undefined, { policy: { circuit_failure_threshold: 2, circuit_open_ms: 60_000 } });
+    fake.failNext(KEYS[0]!, 1, 503);
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(503);
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(200);
+    const kept = keyId(KEYS[0]!);
+    const score = (await scores(rt))[kept];
+    fake.failNext(KEYS[0]!, 2, 503);
+    for (let i = 0; i < 2; i++) {
+      expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(503);
+    }
+    const calls = fake.calls.length;
+
+    // Act: the operator adds keys; Gemini at the target would now answer
+    values.keys = keysSecret(KEYS);
+    const refused = await rt.handle(request('/v1/chat/completions', chat));
+    const after = await detailed(rt);
+
+    // Assess: the new configuration serves all three keys, but the circuit its predecessor opened still
+    // holds requests back without a Gemini call; the kept key's score is what it was
+    expect(after.groups[0]!.keys).toHaveLength(3);
+    expect(refused.status).toBe(503);
+    expect(errorCode(refused.body)).toBe('circuit_open');
+    expect(refused.headers['x-upstream-attempts']).toBe('0');
+    expect(fake.calls).toHaveLength(calls);
+    expect(after.circuits).toEqual([expect.objectContaining({ target: fake.openAiBase, state: 'open' })]);
+    expect(score).toBe(0.84);
+    expect((await scores(rt))[kept]).toBe(score);
+    await rt.settle();
+  });
+
+  it('keeps the model list it read when the keys secret changes', async () => {
+    // Prepare: the list is read (in the background, after the first request) from the fake
+    values.keys = keysSecret(KEYS.slice(0, 1));
+    const rt = runtime({}, undefined, { upstream: { native_base_url: fake.url, model_list_ms: 3_600_000 } });
+    expect((await rt.handle(request('/v1/chat/completions', chat))).status).toBe(200);
+    const listings = () => fake.calls.filter((c) => c.path === '/v1beta/models' && c.status === 200);
+    for (let i = 0; i < 100 && listings().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const madeUp = { ...chat, model: 'made-up-model' };
+    expect((await rt.handle(request('/v1/chat/completions', madeUp))).status).toBe(404);
+
+    // Act: the operator adds keys
+    values.keys = keysSecret(KEYS);
+    const after = await rt.handle(request('/v1/chat/completions', madeUp));
+
+    // Assess: the new configuration knows the list at once (no fail-open gap) and did not read it again
+    expect(after.status).toBe(404);
+    expect(errorCode(after.body)).toBe('model_not_found');
+    expect(listings()).toHaveLength(1);
     await rt.settle();
   });
 

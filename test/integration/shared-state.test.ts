@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
-import { keyId } from '../../lambda/core/secrets.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { chatBody, type Harness, KEYS, leaks, postChat, startHarness } from '../support/harness.js';
 

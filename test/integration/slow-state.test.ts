@@ -1,8 +1,8 @@
 import { PutItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { onAnswer, stateClient } from '../../lambda/adapters/state-store.js';
-import { parseStateConfig } from '../../lambda/core/config.js';
+import { onAnswer, stateClient } from '../../lambda/adapters/state/dynamodb/client.js';
+import { parseStateConfig } from '../../lambda/core/config/parse.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import type { FakeGemini } from '../support/fake-gemini.js';
 import { chatBody, type Harness, KEYS, postChat, startHarness, TOKEN } from '../support/harness.js';

@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { keyId } from '../../lambda/core/credentials.js';
 import { nextPacificMidnight } from '../../lambda/core/pacific-time.js';
-import { keyId } from '../../lambda/core/secrets.js';
 import {
   chatBody,
   type Harness,

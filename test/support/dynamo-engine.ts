@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ensureTable } from '../../lambda/adapters/dynamodb-table.js';
+import { ensureTable } from '../../lambda/adapters/state/dynamodb/ensure-table.js';
 
 /**
  * A real DynamoDB engine for tests: dynalite in process, or any engine at DYNAMODB_ENDPOINT (the same

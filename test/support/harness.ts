@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
-import { type ProxyConfig, parseConfig } from '../../lambda/core/config.js';
-import type { KeyStateStore } from '../../lambda/core/key-state.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
+import type { ProxyConfig } from '../../lambda/core/config/schema.js';
+import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
 import type { RequestMetrics } from '../../lambda/core/metrics.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { type FakeGemini, startFakeGemini } from './fake-gemini.js';

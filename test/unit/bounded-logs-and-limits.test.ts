@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { JsonLogger, MAX_FIELD_CHARS } from '../../lambda/adapters/logger.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 
 describe('Class: JsonLogger (field cap)', () => {
   it('cuts string fields longer than the cap, saying how much was cut; leaves the rest alone', () => {

@@ -2,14 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/adapters/config-loader.js';
-import {
-  ConfigError,
-  configuredKeys,
-  configuredTokens,
-  DEFAULT_TARGET_URL,
-  isLoopbackHost,
-  parseConfig,
-} from '../../lambda/core/config.js';
+import { configuredKeys, configuredTokens } from '../../lambda/core/config/derived.js';
+import { ConfigError, isLoopbackHost, parseConfig } from '../../lambda/core/config/parse.js';
+import { DEFAULT_TARGET_URL } from '../../lambda/core/config/schema.js';
 import { tempDirs } from '../support/temp-dir.js';
 
 const SECRET = 'fake-key-do-not-print-0001';

@@ -2,10 +2,10 @@ import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { StateTable } from '../../lambda/adapters/dynamodb-access.js';
-import { BudgetWindows } from '../../lambda/adapters/dynamodb-budgets.js';
-import { DynamoDbKeyStateStore } from '../../lambda/adapters/dynamodb-store.js';
-import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/adapters/memory-store.js';
+import { BudgetWindows } from '../../lambda/adapters/state/dynamodb/budgets.js';
+import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
+import { StateTable } from '../../lambda/adapters/state/dynamodb/table.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/core/key-state/key-record.js';
 
 // The store talks through the document client; a mock that missed would hit this closed local port.
 const ddb = mockClient(DynamoDBDocumentClient);

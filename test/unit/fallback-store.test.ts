@@ -1,18 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  FallbackKeyStateStore,
-  type FallbackOptions,
-  isHardOutage,
-} from '../../lambda/adapters/fallback-store.js';
-import { MemoryKeyStateStore } from '../../lambda/adapters/memory-store.js';
-import { parseStateConfig, stateWaitAllowanceMs } from '../../lambda/core/config.js';
+import { FallbackKeyStateStore, type FallbackOptions } from '../../lambda/adapters/state/fallback-store.js';
+import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { isHardOutage } from '../../lambda/adapters/state/outage-detector.js';
+import { stateWaitAllowanceMs } from '../../lambda/core/config/derived.js';
+import { parseStateConfig } from '../../lambda/core/config/parse.js';
 import type {
   AcquireRequest,
   Acquisition,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
-} from '../../lambda/core/key-state.js';
+} from '../../lambda/core/key-state/port.js';
 import type { Logger } from '../../lambda/core/logger.js';
 
 /** What the fake shared store does with one call: answer after a while, fail after a while, or hang. */

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_BUDGET_WINDOWS,
-  MAX_COOLDOWN_MODELS_PER_KEY,
-  MemoryKeyStateStore,
-} from '../../lambda/adapters/memory-store.js';
-import type { AcquireRequest } from '../../lambda/core/key-state.js';
+import { MAX_BUDGET_WINDOWS, MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
+import { MAX_COOLDOWN_MODELS_PER_KEY } from '../../lambda/core/key-state/key-record.js';
+import type { AcquireRequest } from '../../lambda/core/key-state/port.js';
 import { keyStateStoreContract } from '../support/store-contract.js';
 
 keyStateStoreContract('MemoryKeyStateStore', () => new MemoryKeyStateStore());

@@ -21,12 +21,11 @@ function upstream(answer: (key: string, pageToken: string | null) => { status: n
   return { client, asked };
 }
 
-function catalog(client: UpstreamClient, clock: { now: number }, configured: string[] = []) {
+function catalog(client: UpstreamClient, clock: { now: number }) {
   return new ModelCatalog({
     upstream: client,
     baseUrl: 'http://127.0.0.1:1',
     refreshMs: 3_600_000,
-    configured,
     connectTimeoutMs: 1000,
     firstByteTimeoutMs: 1000,
     logger: silent,
@@ -37,14 +36,14 @@ function catalog(client: UpstreamClient, clock: { now: number }, configured: str
 const list = (...names: string[]) => ({ models: names.map((name) => ({ name })) });
 
 describe('Class: ModelCatalog', () => {
-  it('allows every name until the list is read, then only listed and configured models', async () => {
+  it('allows every name until the list is read, then only listed models', async () => {
     // Prepare
     const { client, asked } = upstream(() => ({
       status: 200,
       body: list('models/gemini-2.5-flash', 'models/Odd_Name'),
     }));
     const clock = { now: 0 };
-    const models = catalog(client, clock, ['configured-model']);
+    const models = catalog(client, clock);
 
     // Act
     expect(models.allows('made-up')).toBe(true);
@@ -53,7 +52,6 @@ describe('Class: ModelCatalog', () => {
 
     // Assess: one listing call, key in a header, never in the URL
     expect(models.allows('gemini-2.5-flash')).toBe(true);
-    expect(models.allows('configured-model')).toBe(true);
     expect(models.allows('made-up')).toBe(false);
     expect(models.allows('Odd_Name')).toBe(false);
     expect(asked).toHaveLength(1);
@@ -127,7 +125,6 @@ describe('Class: ModelCatalog', () => {
       upstream: client,
       baseUrl: 'http://127.0.0.1:1',
       refreshMs: 0,
-      configured: [],
       connectTimeoutMs: 1000,
       firstByteTimeoutMs: 1000,
       logger: silent,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import type { UpstreamOutcome } from '../../lambda/core/gemini-errors.js';
 import { type Decision, decide } from '../../lambda/core/policy.js';
 

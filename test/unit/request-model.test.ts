@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BoundedMap } from '../../lambda/core/bounded-map.js';
-import { parseConfig } from '../../lambda/core/config.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
 import { canonicalModel } from '../../lambda/core/models.js';
 import { type ModelTarget, requestModel } from '../../lambda/core/request-model.js';
 

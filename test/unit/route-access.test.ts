@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../lambda/core/config.js';
+import { ConfigError, parseConfig } from '../../lambda/core/config/parse.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../../lambda/core/headers.js';
 import { forwardedQuery, routeAccess, routeNotAllowed } from '../../lambda/core/route-access.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Scrubber } from '../../lambda/core/credentials.js';
 import type { Headers } from '../../lambda/core/http.js';
 import { MAX_RETRY_AFTER_S, retryAfterSeconds } from '../../lambda/core/refusals.js';
-import { Scrubber } from '../../lambda/core/secrets.js';
 import { type ErrorDialect, saneRetryAfter, upstreamErrorAnswer } from '../../lambda/core/upstream-errors.js';
 
 const KEY = 'AIzaSyFakeFakeFakeFakeFakeFakeFake0000';

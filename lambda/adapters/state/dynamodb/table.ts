@@ -14,12 +14,20 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 
+/** An item as the document client reads and writes it. */
 export type Item = Record<string, unknown>;
+/** An UpdateItem call on the table, without the table's name. */
 export type UpdateInput = Omit<ConstructorParameters<typeof UpdateCommand>[0], 'TableName'>;
+/** A conditional DeleteItem call on the table, without the table's name. */
+export type DeleteInput = Omit<ConstructorParameters<typeof DeleteCommand>[0], 'TableName'> & {
+  readonly ConditionExpression: string;
+};
 
 /** TTL (epoch seconds) a day after an item stops mattering: TTL only tidies, conditions decide. */
 export const ttlAfter = (epochMs: number) => Math.ceil(epochMs / 1000) + 86_400;
+/** A number attribute, or undefined when the item holds something else there (or nothing). */
 export const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+/** A string attribute, or undefined when the item holds something else there (or nothing). */
 export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /**
@@ -50,23 +58,10 @@ export class StateTable {
     return out.Attributes;
   }
 
-  /** Deletes an item if the condition holds; false when it didn't (someone changed it meanwhile). */
-  async deleteIf(
-    Key: Item,
-    condition: string,
-    names: Record<string, string>,
-    values: Item,
-  ): Promise<boolean> {
+  /** Deletes an item if its condition holds; false when it didn't (someone changed it meanwhile). */
+  async deleteIf(input: DeleteInput): Promise<boolean> {
     try {
-      await this.doc.send(
-        new DeleteCommand({
-          TableName: this.name,
-          Key,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-        }),
-      );
+      await this.doc.send(new DeleteCommand({ TableName: this.name, ...input }));
       return true;
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) return false;

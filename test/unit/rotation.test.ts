@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isUsable, type KeyView, pickKey } from '../../lambda/core/key-state.js';
+import type { KeyView } from '../../lambda/core/key-state/port.js';
+import { isUsable, pickKey, unavailable } from '../../lambda/core/key-state/rotation.js';
 
 const now = 1_000_000;
 const key = (keyId: string, over: Partial<KeyView> = {}): KeyView => ({
@@ -91,5 +92,17 @@ describe('Function: pickKey', () => {
     const keys = [key('a'), key('b')];
     const off = { score: (k: KeyView) => (k.keyId === 'a' ? 0 : 1), floor: 0 };
     expect(pickKey(keys, 0, 'm', now, new Set(), off)).toEqual({ keyId: 'a', index: 0 });
+  });
+});
+
+describe('Function: unavailable', () => {
+  it.each([
+    ['a cooldown ends first', now + 10, now + 20, { retryAt: now + 10, cause: 'cooling' }],
+    ['a quota window opens first', now + 20, now + 10, { retryAt: now + 10, cause: 'quota' }],
+    ['both at once: the cooldown is named', now + 10, now + 10, { retryAt: now + 10, cause: 'cooling' }],
+    ['only a quota window will open', undefined, now + 10, { retryAt: now + 10, cause: 'quota' }],
+    ['nothing will free up', undefined, undefined, { retryAt: undefined, cause: 'none' }],
+  ])('retries at the soonest when %s', (_name, cooling, quota, expected) => {
+    expect(unavailable(cooling, quota)).toEqual({ kind: 'unavailable', ...expected });
   });
 });

@@ -1,9 +1,15 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { BoundedMap } from '../core/bounded-map.js';
-import type { ClientLimit, KeyRef, QuotaLimits } from '../core/key-state.js';
-import { nextPacificMidnight, pacificDay } from '../core/pacific-time.js';
-import { MINUTE_MS, minuteIndex, quotaVerdict, rpmWindow } from '../core/quota.js';
-import { num, type StateTable, str, ttlAfter } from './dynamodb-access.js';
+import { BoundedMap } from '../../../core/bounded-map.js';
+import type { ClientLimit, KeyRef, QuotaLimits } from '../../../core/key-state/port.js';
+import {
+  MINUTE_MS,
+  minuteIndex,
+  quotaVerdict,
+  rpmWindow,
+  type WindowCounts,
+} from '../../../core/key-state/quota.js';
+import { nextPacificMidnight, pacificDay } from '../../../core/pacific-time.js';
+import { type Item, num, type StateTable, str, ttlAfter } from './table.js';
 
 /**
  * Quota budgets and client windows in the key-state table, claimed with one conditional counter write
@@ -45,10 +51,9 @@ export class BudgetWindows {
   /** Reads the current windows of the given keys' budgets (one BatchGetItem) and notes which are full. */
   async survey(keys: readonly KeyRef[], model: string, limits: QuotaLimits, now: number): Promise<void> {
     const today = pacificDay(now);
-    const budgets = [...new Set(keys.map((k) => k.budget))].filter((b) => {
-      const until = this.fullUntil.get(budgetKey(b, model));
-      return until === undefined || until <= now;
-    });
+    const budgets = [...new Set(keys.map((k) => k.budget))].filter(
+      (b) => this.fullFor(b, model, now) === undefined,
+    );
     const byPk = new Map(budgets.map((b) => [`quota#${b}#${model}`, b]));
     for (let i = 0; i < budgets.length; i += 100) {
       const items = await this.table.batchGet(
@@ -58,11 +63,7 @@ export class BudgetWindows {
         const budget = byPk.get(str(item.pk) ?? '');
         if (budget === undefined) continue;
         const mw = num(item.mw);
-        const verdict = quotaVerdict(
-          limits,
-          { day: today, dayCount: num(item.d) ?? 0, minute: mw ?? -1, minuteCount: num(item.m) ?? 0 },
-          now,
-        );
+        const verdict = quotaVerdict(limits, windowCounts(item, today, -1), now);
         if (mw !== undefined) this.windowMinute.set(budgetKey(budget, model), mw);
         if (!verdict.ok) this.fullUntil.set(budgetKey(budget, model), verdict.retryAt);
       }
@@ -103,16 +104,7 @@ export class BudgetWindows {
             });
         this.windowMinute.set(id, num(out?.mw) ?? minute);
         // Took the last unit: skip this budget without a call until its window opens again.
-        const after = quotaVerdict(
-          limits,
-          {
-            day: today,
-            dayCount: num(out?.d) ?? 0,
-            minute: num(out?.mw) ?? minute,
-            minuteCount: num(out?.m) ?? 0,
-          },
-          now,
-        );
+        const after = quotaVerdict(limits, windowCounts(out, today, minute), now);
         if (!after.ok) this.fullUntil.set(id, after.retryAt);
         return undefined;
       } catch (err) {
@@ -121,14 +113,7 @@ export class BudgetWindows {
         if (mw !== undefined) this.windowMinute.set(id, mw);
         const verdict = quotaVerdict(
           limits,
-          current === undefined
-            ? undefined
-            : {
-                day: today,
-                dayCount: num(current.d) ?? 0,
-                minute: mw ?? -1,
-                minuteCount: num(current.m) ?? 0,
-              },
+          current === undefined ? undefined : windowCounts(current, today, -1),
           now,
         );
         if (!verdict.ok) return verdict.retryAt;
@@ -167,6 +152,16 @@ const MAX_REMEMBERED = 4096;
 /** The window item of a Pacific day; the rpm window length is part of it, so changing it starts afresh. */
 export function windowSk(day: string, limits: QuotaLimits): string {
   return `day#${day}#w${rpmWindow(limits)}`;
+}
+
+/** The counts a window item holds for `day` (`minute` when it names no window). */
+function windowCounts(item: Item | undefined, day: string, minute: number): WindowCounts {
+  return {
+    day,
+    dayCount: num(item?.d) ?? 0,
+    minute: num(item?.mw) ?? minute,
+    minuteCount: num(item?.m) ?? 0,
+  };
 }
 
 function budgetKey(budget: string, model: string): string {

@@ -1,7 +1,7 @@
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
-import { canonicalModel } from './models.js';
-import { ROUTE_FAMILIES } from './route-access.js';
+import { canonicalModel } from '../models.js';
+import { ROUTE_FAMILIES } from '../route-access.js';
 
 // zod/mini keeps the Lambda bundle small; English messages for the checks that don't carry their own.
 z.config(en());
@@ -44,7 +44,7 @@ const limitsSchema = z.strictObject({
   rpm_window_ms: z.optional(int(z.gte(100, 'expected at least 100'))),
 });
 
-const groupSchema = z.strictObject({
+export const groupSchema = z.strictObject({
   name: nonEmpty('expected a non-empty name'),
   api_keys: z
     .array(apiKeySchema, 'expected a list of keys')
@@ -106,7 +106,7 @@ const serverSchema = z
     }),
   );
 
-const upstreamSchema = z.strictObject({
+export const upstreamSchema = z.strictObject({
   native_base_url: withDefault(
     z.pipe(
       httpUrl(),
@@ -131,7 +131,7 @@ const upstreamSchema = z.strictObject({
   model_list_ms: withDefault(nonNegative(), 3_600_000),
 });
 
-const policySchema = z.strictObject({
+export const policySchema = z.strictObject({
   /** Extra tries on the same key after a 500/503/network error/first-byte timeout. */
   transient_retries: withDefault(int(z.gte(0, 'expected 0-5'), z.lte(5, 'expected 0-5')), 2),
   transient_retry_delay_ms: withDefault(nonNegative(), 250),
@@ -156,7 +156,7 @@ const policySchema = z.strictObject({
   ),
 });
 
-const stateSchema = z.strictObject({
+export const stateSchema = z.strictObject({
   store: withDefault(z.enum(['memory', 'dynamodb'], 'expected "memory" or "dynamodb"'), 'memory'),
   /** DynamoDB table (store: dynamodb). */
   table: withDefault(z.string().check(z.minLength(3, 'expected a table name')), 'gemini-proxy-state'),
@@ -226,143 +226,3 @@ export const configSchema = z.strictObject({
 export type ProxyConfig = z.output<typeof configSchema>;
 export type GroupConfig = z.output<typeof groupSchema>;
 export type StateConfig = z.output<typeof stateSchema>;
-
-/**
- * The longest one request waits on DynamoDB in all: the cold bound for its first call, then one
- * `timeout_ms` for each further failure it takes to count DynamoDB as down
- * (`cold_timeout_ms + (outage_failures - 1) × timeout_ms`: 2.5 s with the defaults). Only a budget claim
- * waits that long; a read or rotation waits one call's bound at most.
- */
-export function stateWaitAllowanceMs(
-  state: Pick<StateConfig, 'timeout_ms' | 'cold_timeout_ms' | 'outage_failures'>,
-): number {
-  return Math.max(state.cold_timeout_ms, state.timeout_ms) + (state.outage_failures - 1) * state.timeout_ms;
-}
-
-/** A configured key with its quota budget: its project if given, else the key itself. */
-export interface ConfiguredKey {
-  readonly apiKey: string;
-  readonly project: string | undefined;
-}
-
-export function configuredKeys(group: GroupConfig): ConfiguredKey[] {
-  return group.api_keys.map((k) =>
-    typeof k === 'string' ? { apiKey: k, project: undefined } : { apiKey: k.key, project: k.project },
-  );
-}
-
-/** Client tokens with their optional per-minute limit; `token` is absent where only its hash is configured. */
-export function configuredTokens(
-  config: ProxyConfig,
-): Array<{ token: string | undefined; sha256: string | undefined; rpm: number | undefined }> {
-  return config.client_tokens.map((t) => {
-    if (typeof t === 'string') return { token: t, sha256: undefined, rpm: undefined };
-    if ('token' in t) return { token: t.token, sha256: undefined, rpm: t.rpm };
-    return { token: undefined, sha256: t.sha256.toLowerCase(), rpm: t.rpm };
-  });
-}
-
-/** Raised for a configuration that can't be used; the message names every bad field and no value. */
-export class ConfigError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ConfigError';
-  }
-}
-
-/** Formats a zod path as `groups[1].api_keys`. */
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(root)' : out;
-}
-
-/**
- * Validates raw configuration data and applies defaults.
- * Throws {@link ConfigError} listing `path: problem` for each issue; values are never echoed,
- * so a misplaced key can't leak through the message.
- */
-export function parseConfig(raw: unknown): ProxyConfig {
-  const result = configSchema.safeParse(raw);
-  if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const message =
-        issue.code === 'unrecognized_keys'
-          ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
-          : issue.message;
-      return `${formatPath(issue.path)}: ${message}`;
-    });
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-  }
-  const config = result.data;
-  const names = new Set<string>();
-  for (const [i, group] of config.groups.entries()) {
-    if (names.has(group.name))
-      throw new ConfigError(`invalid configuration:\n  groups[${i}].name: duplicate group name`);
-    names.add(group.name);
-  }
-  if (config.client_tokens.length === 0 && !config.server.allow_unauthenticated) {
-    throw new ConfigError(
-      'invalid configuration:\n  client_tokens: expected at least 1 token (or server.allow_unauthenticated: true on a loopback host)',
-    );
-  }
-  if (config.client_tokens.length === 0 && !isLoopbackHost(config.server.host)) {
-    throw new ConfigError(
-      `invalid configuration:\n  server.allow_unauthenticated: only allowed when server.host is a loopback address, not ${config.server.host}`,
-    );
-  }
-  return config;
-}
-
-const settingsSchema = z.strictObject({
-  upstream: z.optional(upstreamSchema),
-  policy: z.optional(policySchema),
-  state: z.optional(stateSchema),
-});
-
-/** The deployable subset of the config (`upstream`, `policy`, `state`): validated, defaults left unapplied. */
-export type ProxySettings = { upstream?: unknown; policy?: unknown; state?: unknown };
-
-/**
- * Checks deployment settings (the CDK `settings` context, the function's PROXY_SETTINGS) with the
- * config's own rules, so a bad value fails at synth and at start-up with the field named. Returns the
- * input unchanged: defaults are applied when the full config is parsed.
- */
-export function checkSettings(raw: unknown): ProxySettings {
-  const result = settingsSchema.safeParse(raw);
-  if (!result.success) {
-    throw new ConfigError(
-      `invalid settings:\n  ${result.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('\n  ')}`,
-    );
-  }
-  return raw as ProxySettings;
-}
-
-/** Validates a `groups` list on its own (the keys secret, read by the health check), naming bad fields. */
-export function parseGroups(raw: unknown): GroupConfig[] {
-  const result = z.array(groupSchema, 'expected a list of groups').safeParse(raw);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map(
-    (i) => `groups${formatPath(i.path).replace(/^\(root\)$/, '')}: ${i.message}`,
-  );
-  throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-}
-
-/** Validates just the `state` section (for entries that take the rest of the config from elsewhere). */
-export function parseStateConfig(raw: unknown): StateConfig {
-  const result = stateSchema.safeParse(raw);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map(
-    (issue) => `state${issue.path.length ? '.' : ''}${issue.path.join('.')}: ${issue.message}`,
-  );
-  throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
-}
-
-/** True for 127.0.0.0/8, ::1 and localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
-}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { keyId, Scrubber, TokenVerifier } from '../../lambda/core/secrets.js';
+import { keyId, Scrubber, TokenVerifier } from '../../lambda/core/credentials.js';
 
 describe('Function: keyId', () => {
   it('is a stable 16-hex hash that does not contain the key', () => {

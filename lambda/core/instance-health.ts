@@ -1,7 +1,7 @@
 import { type Admission, CircuitBreakers, type CircuitView } from './circuit-breaker.js';
-import type { ProxyConfig } from './config.js';
+import type { ProxyConfig } from './config/schema.js';
 import { HealthScores } from './health-score.js';
-import type { HealthPreference, KeyView } from './key-state.js';
+import type { HealthPreference, KeyView } from './key-state/port.js';
 
 /** How long the scheduled check's transient answer for a key halves its score. */
 const CHECK_DOUBT_MS = 15 * 60_000;
@@ -27,7 +27,7 @@ interface Streak {
  * other keys don't. A request that fails everywhere (a body Gemini can't handle) is one client's
  * problem, and must not take the target away from every other client.
  */
-export class UpstreamHealth {
+export class InstanceHealth {
   private readonly breakers: CircuitBreakers;
   private readonly scores: HealthScores;
   private readonly streaks = new Map<string, Streak>();

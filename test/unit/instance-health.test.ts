@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../lambda/core/config.js';
-import type { KeyView } from '../../lambda/core/key-state.js';
-import { UpstreamHealth } from '../../lambda/core/upstream-health.js';
+import { parseConfig } from '../../lambda/core/config/parse.js';
+import { InstanceHealth } from '../../lambda/core/instance-health.js';
+import type { KeyView } from '../../lambda/core/key-state/port.js';
 
 const policy = parseConfig({ client_tokens: ['t'], groups: [{ name: 'g', api_keys: ['k'] }] }).policy;
 const T = 'https://gemini.example/v1beta/openai/';
@@ -12,10 +12,10 @@ const view = (keyId: string, lastCheck?: KeyView['lastCheck']): KeyView => ({
   lastCheck,
 });
 
-describe('Class: UpstreamHealth', () => {
+describe('Class: InstanceHealth', () => {
   it('charges a key its failures once the target answers another key', () => {
     // Prepare
-    const health = new UpstreamHealth(policy, () => 1_000_000);
+    const health = new InstanceHealth(policy, () => 1_000_000);
 
     // Act: key a fails twice, then key b is served
     health.failed(T, 'a', 'r1');
@@ -30,7 +30,7 @@ describe('Class: UpstreamHealth', () => {
 
   it('charges no key when several keys fail in a row: the target was down', () => {
     // Prepare
-    const health = new UpstreamHealth(policy, () => 1_000_000);
+    const health = new InstanceHealth(policy, () => 1_000_000);
 
     // Act: a storm over three keys, then Gemini is back
     for (const [i, key] of ['a', 'a', 'b', 'c', 'a'].entries()) health.failed(T, key, `r${i}`);
@@ -42,7 +42,7 @@ describe('Class: UpstreamHealth', () => {
   });
 
   it('keeps streaks apart per target', () => {
-    const health = new UpstreamHealth(policy, () => 1_000_000);
+    const health = new InstanceHealth(policy, () => 1_000_000);
     health.failed(T, 'a', 'r1');
     health.failed('https://other.example/', 'b', 'r2');
     health.answered(T, 'c', 100);
@@ -52,7 +52,7 @@ describe('Class: UpstreamHealth', () => {
 
   it('never charges a key for no answer at all, but counts it towards the circuit', () => {
     // Prepare: the circuit opens after 2 failures
-    const health = new UpstreamHealth({ ...policy, circuit_failure_threshold: 2 }, () => 1_000_000);
+    const health = new InstanceHealth({ ...policy, circuit_failure_threshold: 2 }, () => 1_000_000);
 
     // Act
     health.unreachable(T, 'r1');
@@ -66,7 +66,7 @@ describe('Class: UpstreamHealth', () => {
 
   it('counts one failure per request towards the circuit: retries and other keys add nothing', () => {
     // Prepare: the circuit opens after 2 failures
-    const health = new UpstreamHealth({ ...policy, circuit_failure_threshold: 2 }, () => 1_000_000);
+    const health = new InstanceHealth({ ...policy, circuit_failure_threshold: 2 }, () => 1_000_000);
 
     // Act: one request fails five times over three keys, with a network error besides
     for (const key of ['a', 'a', 'b', 'c', 'c']) health.failed(T, key, 'poisoned');
@@ -79,7 +79,7 @@ describe('Class: UpstreamHealth', () => {
   });
 
   it('charges no key for a request that failed on two keys', () => {
-    const health = new UpstreamHealth(policy, () => 1_000_000);
+    const health = new InstanceHealth(policy, () => 1_000_000);
     health.failed(T, 'a', 'poisoned');
     health.failed(T, 'b', 'poisoned');
     health.answered(T, 'c', 100);
@@ -89,7 +89,7 @@ describe('Class: UpstreamHealth', () => {
   it('counts a request afresh once the target answered, and a probe of a reopened circuit at once', () => {
     // Prepare
     let now = 1_000_000;
-    const health = new UpstreamHealth(
+    const health = new InstanceHealth(
       { ...policy, circuit_failure_threshold: 2, circuit_open_ms: 1000, circuit_half_open_probes: 1 },
       () => now,
     );
@@ -110,7 +110,7 @@ describe('Class: UpstreamHealth', () => {
   });
 
   it('tracks nothing when the circuit is disabled', () => {
-    const health = new UpstreamHealth({ ...policy, circuit_failure_threshold: 0 }, () => 1_000_000);
+    const health = new InstanceHealth({ ...policy, circuit_failure_threshold: 0 }, () => 1_000_000);
     for (let i = 0; i < 100; i++) health.failed(T, 'a', `r${i}`);
     expect(health.admit(T).admitted).toBe(true);
     expect(health.circuits()).toEqual([]);
@@ -118,7 +118,7 @@ describe('Class: UpstreamHealth', () => {
 
   it('halves a score for a transient scheduled check only, not for a 4xx or no answer', () => {
     const now = 1_000_000;
-    const health = new UpstreamHealth(policy, () => now);
+    const health = new InstanceHealth(policy, () => now);
     expect(health.score(view('a', { outcome: 'transient', at: now - 60_000 }))).toBe(0.5);
     expect(health.score(view('a', { outcome: 'client_error', at: now - 60_000 }))).toBe(1);
     expect(health.score(view('a', { outcome: 'unreachable', at: now - 60_000 }))).toBe(1);

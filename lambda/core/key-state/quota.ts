@@ -1,7 +1,9 @@
 /** Quota windows: per-minute windows for rpm, Pacific days for rpd. Pure arithmetic shared by every store. */
-import type { QuotaLimits } from './key-state.js';
-import { nextPacificMidnight, pacificDay } from './pacific-time.js';
 
+import { nextPacificMidnight, pacificDay } from '../pacific-time.js';
+import type { QuotaLimits } from './port.js';
+
+/** Gemini's per-minute window, and the client limits' window. */
 export const MINUTE_MS = 60_000;
 
 /** The fixed window of `windowMs` (a minute unless configured) that `now` falls in, counted from the epoch. */
@@ -31,16 +33,36 @@ export function quotaVerdict(
   counts: WindowCounts | undefined,
   now: number,
 ): { ok: true } | { ok: false; retryAt: number } {
-  const day = pacificDay(now);
   const windowMs = rpmWindow(limits);
-  const minute = minuteIndex(now, windowMs);
-  const dayCount = counts?.day === day ? counts.dayCount : 0;
-  const minuteCount = counts?.day === day && counts.minute === minute ? counts.minuteCount : 0;
-  const dayFull = limits.rpd !== undefined && dayCount >= limits.rpd;
-  const minuteFull = limits.rpm !== undefined && minuteCount >= limits.rpm;
+  const current = countsAt(counts, now, windowMs);
+  const dayFull = limits.rpd !== undefined && current.dayCount >= limits.rpd;
+  const minuteFull = limits.rpm !== undefined && current.minuteCount >= limits.rpm;
   if (dayFull) return { ok: false, retryAt: nextPacificMidnight(now) };
-  if (minuteFull) return { ok: false, retryAt: (minute + 1) * windowMs };
+  if (minuteFull) return { ok: false, retryAt: (current.minute + 1) * windowMs };
   return { ok: true };
+}
+
+/** The counts after one more request at `now`, for a store that keeps them itself (the memory store). */
+export function countRequest(
+  limits: QuotaLimits,
+  counts: WindowCounts | undefined,
+  now: number,
+): WindowCounts {
+  const current = countsAt(counts, now, rpmWindow(limits));
+  return { ...current, dayCount: current.dayCount + 1, minuteCount: current.minuteCount + 1 };
+}
+
+/** The counts as they stand at `now`: a new Pacific day or a new window counts from zero. */
+function countsAt(counts: WindowCounts | undefined, now: number, windowMs: number): WindowCounts {
+  const day = pacificDay(now);
+  const minute = minuteIndex(now, windowMs);
+  const sameDay = counts?.day === day;
+  return {
+    day,
+    dayCount: sameDay ? counts.dayCount : 0,
+    minute,
+    minuteCount: sameDay && counts.minute === minute ? counts.minuteCount : 0,
+  };
 }
 
 /** True when the limits constrain anything. */

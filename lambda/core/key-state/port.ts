@@ -1,5 +1,10 @@
-/** Key state: the types every store shares, and the pure rotation rule that reads them. */
+/**
+ * The key-state port: what the proxy asks of a store (acquire a key, record what it learnt, describe
+ * keys) and the shapes it speaks in. The rules those shapes follow live beside it: `key-record.ts` for
+ * updates, `rotation.ts` for choosing a key, `quota.ts` for budget windows.
+ */
 
+/** A key as selection sees it: usable, found invalid upstream, or switched off by the operator. */
 export type KeyStatus = 'active' | 'invalid' | 'disabled';
 /** Why a key×model is cooling: per-minute/short quota, daily quota, quota with no details, transient errors, operator. */
 export type CooldownCause = 'rpm' | 'rpd' | 'quota' | 'transient' | 'operator';
@@ -52,7 +57,7 @@ export interface AcquireRequest {
   readonly client?: ClientLimit | undefined;
   /** How long this call may still wait on shared state: what is left of the request's allowance. */
   readonly waitBudgetMs?: number | undefined;
-  /** Health scores: keys scoring far below the best usable key are passed over (see {@link pickKey}). */
+  /** Health scores: keys scoring far below the best usable key are passed over (see `pickKey`). */
   readonly health?: HealthPreference | undefined;
   /**
    * A retry re-claiming budget for the key the request already holds (`keys` lists just that key): the
@@ -131,48 +136,4 @@ export interface KeyStateStore {
   flush(): Promise<void>;
   /** What this store last knew of cooldowns and statuses, to seed a fallback store (optional). */
   snapshot?(): KeyStateUpdate[];
-}
-
-/** True when the key may serve `model` at `now`. */
-export function isUsable(key: KeyView, model: string, now: number): boolean {
-  if (key.status !== 'active') return false;
-  const cooldown = key.cooldowns.get(model);
-  return cooldown === undefined || cooldown.until <= now;
-}
-
-/**
- * Round-robin from `start`: the first usable key not excluded, or the soonest time one frees up. With
- * `health`, a key scoring below `floor` × the best score among the usable keys is passed over as long as
- * a better one is usable: scores rank keys against each other, so a failure that hit every key alike
- * (all scores low) leaves the rotation even. Returns the chosen index so a store can continue after it.
- */
-export function pickKey(
-  keys: readonly KeyView[],
-  start: number,
-  model: string,
-  now: number,
-  exclude: ReadonlySet<string>,
-  health?: HealthPreference,
-): { keyId: string; index: number } | { retryAt: number | undefined } {
-  const n = keys.length;
-  let retryAt: number | undefined;
-  const usable: Array<{ keyId: string; index: number; score: number }> = [];
-  let best = 0;
-  for (let i = 0; i < n; i++) {
-    const index = (((start + i) % n) + n) % n;
-    const key = keys[index]!;
-    if (key.status !== 'active') continue;
-    const cooldown = key.cooldowns.get(model);
-    if (cooldown !== undefined && cooldown.until > now) {
-      retryAt = retryAt === undefined ? cooldown.until : Math.min(retryAt, cooldown.until);
-      continue;
-    }
-    if (exclude.has(key.keyId)) continue;
-    if (health === undefined || health.floor === 0) return { keyId: key.keyId, index };
-    const score = health.score(key);
-    usable.push({ keyId: key.keyId, index, score });
-    best = Math.max(best, score);
-  }
-  const chosen = usable.find((k) => k.score >= health!.floor * best);
-  return chosen === undefined ? { retryAt } : { keyId: chosen.keyId, index: chosen.index };
 }

@@ -1,0 +1,111 @@
+import { extendCooldown, isCooling } from '../../../core/key-state/cooldown.js';
+import { type KeyRecord, newKeyRecord, recordUpdates, toView } from '../../../core/key-state/key-record.js';
+import type { KeyStateUpdate, KeyView } from '../../../core/key-state/port.js';
+import { groupPk, readGroupItem } from './key-items.js';
+import type { StateTable } from './table.js';
+
+/** What an instance knows of one key: its record, and when this instance last changed its status. */
+export interface CachedKey extends KeyRecord {
+  /** When this instance last changed the key's status: a read that started earlier must not undo that. */
+  changedAt: number;
+}
+
+/** What an instance knows of one group's keys, and when it was read. */
+export interface GroupCache {
+  at: number;
+  keys: Map<string, CachedKey>;
+}
+
+/**
+ * What one instance knows of each group's key state (the `grp#<group>` partition: statuses and
+ * cooldowns), read with one Query and trusted for `cacheMs`. Writes made by this instance are applied to
+ * it at once and survive a read that was already in flight.
+ */
+export class GroupStateCache {
+  private readonly groups = new Map<string, GroupCache>();
+  /** Reads of a group's state in flight, shared by concurrent requests of this instance. */
+  private readonly loading = new Map<string, Promise<GroupCache>>();
+
+  constructor(
+    private readonly table: StateTable,
+    private readonly cacheMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** The group's cache as it is (possibly old), or undefined before the first read. */
+  peek(group: string): GroupCache | undefined {
+    return this.groups.get(group);
+  }
+
+  /**
+   * The group's state, at most `cacheMs` old: the cached copy while it is young enough, else a read
+   * (one per instance at a time). Callers start it alongside their write so both cost one round trip.
+   */
+  fresh(group: string): Promise<GroupCache> {
+    const cache = this.groups.get(group);
+    if (cache !== undefined && this.now() - cache.at < this.cacheMs) return Promise.resolve(cache);
+    let loading = this.loading.get(group);
+    if (loading === undefined) {
+      loading = this.load(group).finally(() => this.loading.delete(group));
+      this.loading.set(group, loading);
+    }
+    return loading;
+  }
+
+  /** Reads the group's state now, keeping what this instance wrote while the read was in flight. */
+  async load(group: string): Promise<GroupCache> {
+    const started = this.now();
+    const read: GroupCache = { at: started, keys: new Map() };
+    for (const item of await this.table.query(groupPk(group))) readGroupItem(item, (id) => cached(read, id));
+    // What this instance wrote while the read was in flight may not be in it: keep that. A cooldown
+    // only extends, and one that has ended is not carried (the table's copy, if any, came with the read).
+    const now = this.now();
+    for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
+      const k = cached(read, keyId);
+      for (const [model, cooldown] of mine.cooldowns) {
+        if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
+      }
+      if (mine.changedAt >= started) {
+        k.validity = mine.validity;
+        k.reason = mine.reason;
+        k.disabled = mine.disabled;
+        k.changedAt = mine.changedAt;
+      }
+    }
+    read.at = this.now();
+    this.groups.set(group, read);
+    return read;
+  }
+
+  /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
+  snapshot(): KeyStateUpdate[] {
+    const now = this.now();
+    return [...this.groups].flatMap(([group, cache]) =>
+      [...cache.keys.values()].flatMap((k) => recordUpdates(group, k, now)),
+    );
+  }
+
+  /**
+   * Views of the given keys. The hot path reads them at once and shares the cached cooldowns; `copy`
+   * detaches them, for callers that keep the views.
+   */
+  views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>, copy = false): KeyView[] {
+    return keys.map(({ keyId }) => toView(cached(cache, keyId), copy));
+  }
+
+  /** The cached record of a key (made if the group is cached), to apply this instance's own writes to. */
+  entry(group: string, keyId: string): CachedKey | undefined {
+    const cache = this.groups.get(group);
+    return cache === undefined ? undefined : cached(cache, keyId);
+  }
+}
+
+/** The record of a key in a group's cache, made fresh (active, not cooling) if the cache has none yet. */
+function cached(cache: GroupCache, keyId: string): CachedKey {
+  let k = cache.keys.get(keyId);
+  if (k === undefined) {
+    k = { ...newKeyRecord(keyId), changedAt: 0 };
+    cache.keys.set(keyId, k);
+  }
+  return k;
+}

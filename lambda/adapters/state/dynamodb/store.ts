@@ -1,0 +1,284 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { isCooling } from '../../../core/key-state/cooldown.js';
+import { applyUpdate } from '../../../core/key-state/key-record.js';
+import type {
+  AcquireRequest,
+  Acquisition,
+  KeyStateStore,
+  KeyStateUpdate,
+  KeyView,
+  QuotaLimits,
+} from '../../../core/key-state/port.js';
+import { hasLimits } from '../../../core/key-state/quota.js';
+import { isUsable, pickKey, unavailable } from '../../../core/key-state/rotation.js';
+import { BudgetWindows } from './budgets.js';
+import { type GroupCache, GroupStateCache } from './group-cache.js';
+import {
+  checkedWrite,
+  cooldownItemKey,
+  cooldownWrite,
+  endedCooldownDelete,
+  keyItemKey,
+  type StatusUpdate,
+  statusWrite,
+  storedCooldown,
+  storedValidity,
+} from './key-items.js';
+import { SuccessTallies } from './success-tallies.js';
+import { num, StateTable } from './table.js';
+
+/** Where the shared key state lives, and how much of it one instance may trust without reading. */
+export interface DynamoDbStoreOptions {
+  readonly client: DynamoDBClient;
+  /** The key-state table's name. */
+  readonly table: string;
+  /** How long what was read of a group's key state is trusted before it is read again. */
+  readonly cacheMs: number;
+  /** Shards of each group's rotation counter. */
+  readonly rotationShards: number;
+  /** Clock; injectable for tests. */
+  readonly now?: () => number;
+  /** Success counters are written at most this often per instance (default 5 s). */
+  readonly flushEveryMs?: number;
+}
+
+/**
+ * Key state in one DynamoDB table, shared by every instance:
+ *
+ * | pk | sk | holds |
+ * |---|---|---|
+ * | `grp#<group>` | `key#…`, `cool#…` | key status and cooldowns: see `key-items.ts` |
+ * | `rr#<group>#<shard>` | `rr` | rotation counter `pos` |
+ * | `quota#…`, `client#…` | | budget and client windows: see {@link BudgetWindows} |
+ *
+ * The rules are the core's: this store only translates. Every write that decides something is
+ * conditional, its condition mirroring a rule of `applyUpdate` (a cooldown only extends, a key already
+ * invalid keeps its reason, a revive needs one of its reasons) or a budget's limit. A lost race is resolved
+ * from the item DynamoDB returns (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), or one consistent read
+ * where an engine does not return it. Key state is cached per instance for `cacheMs`
+ * ({@link GroupStateCache}); after each write the cached record takes the update by the same rule, or,
+ * after a lost race, what the table holds.
+ */
+export class DynamoDbKeyStateStore implements KeyStateStore {
+  private readonly table: StateTable;
+  private readonly budgets: BudgetWindows;
+  private readonly now: () => number;
+  private readonly cache: GroupStateCache;
+  private readonly cursors = new Map<string, number>();
+  private readonly successes: SuccessTallies;
+
+  constructor(private readonly options: DynamoDbStoreOptions) {
+    this.table = new StateTable(options.client, options.table);
+    this.budgets = new BudgetWindows(this.table);
+    this.cache = new GroupStateCache(this.table, options.cacheMs, () => this.now());
+    this.now = options.now ?? Date.now;
+    this.successes = new SuccessTallies(this.table, options.flushEveryMs ?? 5000, this.now);
+  }
+
+  async acquire(request: AcquireRequest): Promise<Acquisition> {
+    const { now } = request;
+    if (request.client !== undefined) {
+      const until = this.budgets.clientRefusedUntil(request.client, now);
+      if (until !== undefined) return { kind: 'client_limited', retryAt: until };
+    }
+    // The client's window claim runs alongside the key's: one round trip of latency for both.
+    const clientClaim =
+      request.client === undefined ? undefined : this.budgets.claimClient(request.client, now);
+    // Awaited below; marked handled now so a failing key claim can't leave it unhandled.
+    clientClaim?.catch(() => undefined);
+    const result = hasLimits(request.limits)
+      ? await this.acquireWithBudget(request, request.limits)
+      : await this.acquireByRotation(request);
+    if (clientClaim !== undefined) {
+      const retryAt = await clientClaim;
+      // A key claimed for a refused client costs one unit of budget; the refusal is then cached, so it
+      // happens at most once per client, instance and minute.
+      if (retryAt !== undefined) return { kind: 'client_limited', retryAt };
+    }
+    return result;
+  }
+
+  async record(update: KeyStateUpdate): Promise<void> {
+    switch (update.kind) {
+      case 'success':
+        return this.successes.add(update.group, update.keyId, update.latencyMs);
+      case 'cooldown':
+        return this.extendCooldown(update);
+      case 'invalid':
+      case 'revive':
+      case 'operator':
+        return this.changeStatus(update);
+      case 'clear_expired':
+        return this.clearExpired(update);
+      case 'checked':
+        await this.table.update({
+          Key: keyItemKey(update.group, update.keyId),
+          ...checkedWrite(update.outcome, update.at),
+        });
+        this.cached(update);
+        return;
+    }
+  }
+
+  async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
+    return this.cache.views(
+      await this.cache.load(group),
+      keyIds.map((keyId) => ({ keyId })),
+      true,
+    );
+  }
+
+  /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
+  flush(): Promise<void> {
+    return this.successes.flush();
+  }
+
+  private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
+    const { group, keys, model, now } = request;
+    const shard = Math.floor(Math.random() * this.options.rotationShards);
+    // A retry keeps its key and leaves the shared rotation where it is.
+    const [cache, pos] = await Promise.all([
+      this.cache.fresh(group),
+      request.retry === true ? -shard : this.advance(group, shard),
+    ]);
+    // Each shard walks every key in turn (offset by its number), so the sum over shards stays even.
+    const picked = pickKey(
+      this.cache.views(cache, keys),
+      pos + shard,
+      model,
+      now,
+      request.exclude,
+      request.health,
+    );
+    if ('retryAt' in picked) return unavailable(picked.retryAt, undefined);
+    return { kind: 'key', keyId: picked.keyId };
+  }
+
+  private async acquireWithBudget(request: AcquireRequest, limits: QuotaLimits): Promise<Acquisition> {
+    const { group, keys, model, now } = request;
+    const cached = this.cache.peek(group);
+    let pending: Promise<GroupCache> | undefined = this.cache.fresh(group);
+    // Cold start: nothing to choose from yet, so this one read comes first.
+    let cache = cached ?? (await pending);
+    if (cached === undefined) pending = undefined;
+    const skip = new Set(request.exclude);
+    let quotaRetryAt: number | undefined;
+    const cursor = this.cursors.get(group) ?? Math.floor(Math.random() * keys.length);
+    let surveyed = false;
+    for (let tries = 0; tries <= keys.length; tries++) {
+      for (const k of keys) {
+        const until = this.budgets.fullFor(k.budget, model, now);
+        if (until !== undefined) {
+          skip.add(k.keyId);
+          quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
+        }
+      }
+      const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip, request.health);
+      if ('retryAt' in picked) {
+        if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
+        // The stale copy may be wrong about that too: decide on the fresh one.
+        cache = await pending;
+        pending = undefined;
+        continue;
+      }
+      const ref = keys[picked.index]!;
+      let refused: number | undefined;
+      if (pending !== undefined) {
+        // The claim goes out alongside the state read; if the fresh state rules the key out, the
+        // claimed unit is spent unused (rare: only when the key changed within the cache time).
+        [cache, refused] = await Promise.all([pending, this.budgets.claim(ref, model, limits, now)]);
+        pending = undefined;
+        if (!isUsable(this.cache.views(cache, [ref])[0]!, model, now)) {
+          skip.add(ref.keyId);
+          continue;
+        }
+      } else {
+        refused = await this.budgets.claim(ref, model, limits, now);
+      }
+      if (refused === undefined) {
+        if (request.retry !== true) this.cursors.set(group, picked.index + 1);
+        return { kind: 'key', keyId: picked.keyId };
+      }
+      this.budgets.markFull(ref.budget, model, refused);
+      quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, refused);
+      if (!surveyed) {
+        // Budgets tend to fill together: rather than find each full one by a failed claim, read the
+        // other budgets' windows in one call and skip those already full.
+        surveyed = true;
+        await this.budgets.survey(keys, model, limits, now);
+      }
+    }
+    return unavailable(undefined, quotaRetryAt);
+  }
+
+  private async advance(group: string, shard: number): Promise<number> {
+    const out = await this.table.update({
+      Key: { pk: `rr#${group}#${shard}`, sk: 'rr' },
+      UpdateExpression: 'ADD #pos :one',
+      ExpressionAttributeNames: { '#pos': 'pos' },
+      ExpressionAttributeValues: { ':one': 1 },
+      ReturnValues: 'UPDATED_NEW',
+    });
+    return (num(out?.pos) ?? 1) - 1;
+  }
+
+  /** Sets a cooldown if it extends the stored one; this instance then knows the longer of the two. */
+  private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
+    const Key = cooldownItemKey(update.group, update.keyId, update.model);
+    let known = update;
+    try {
+      await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
+    } catch (err) {
+      // Someone already set a longer cooldown: keep theirs.
+      const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
+      if (stored !== undefined) known = { ...update, cooldown: stored };
+    }
+    this.cached(known);
+  }
+
+  /**
+   * Marks a key invalid, revives it or flips the operator's switch, on the core's conditions. This
+   * instance then applies the update to its copy, or, if a racing write won, adopts the stored validity.
+   */
+  private async changeStatus(update: StatusUpdate): Promise<void> {
+    // No reason to revive from: nothing can match (and DynamoDB refuses an empty IN list).
+    if (update.kind === 'revive' && update.reasons.length === 0) return;
+    const Key = keyItemKey(update.group, update.keyId);
+    let stored: ReturnType<typeof storedValidity> | undefined;
+    try {
+      await this.table.update({ Key, ...statusWrite(update, this.now()) });
+    } catch (err) {
+      stored = storedValidity(await this.table.itemOnConflict(err, Key));
+    }
+    const record = this.cache.entry(update.group, update.keyId);
+    if (record === undefined) return;
+    if (stored === undefined) applyUpdate(record, update);
+    else Object.assign(record, stored);
+    record.changedAt = this.now();
+  }
+
+  /**
+   * Removes the key's cooldowns that ended before `now`, each on the condition that it still has: one
+   * extended meanwhile stays. This instance's copy then drops its ended ones (selection ignores them anyway).
+   */
+  private async clearExpired(update: Extract<KeyStateUpdate, { kind: 'clear_expired' }>): Promise<void> {
+    const record = (await this.cache.fresh(update.group)).keys.get(update.keyId);
+    if (record === undefined) return;
+    for (const [model, cooldown] of record.cooldowns) {
+      if (isCooling(cooldown, update.now)) continue;
+      await this.table.deleteIf(endedCooldownDelete(update.group, update.keyId, model, update.now));
+    }
+    applyUpdate(record, update);
+  }
+
+  /** Applies a write that landed to this instance's copy of the key (when its group is cached). */
+  private cached(update: KeyStateUpdate): void {
+    const record = this.cache.entry(update.group, update.keyId);
+    if (record !== undefined) applyUpdate(record, update);
+  }
+
+  /** Cooldowns and statuses this instance knows, as updates a fallback store can apply. */
+  snapshot(): KeyStateUpdate[] {
+    return this.cache.snapshot();
+  }
+}

@@ -1,0 +1,94 @@
+import * as z from 'zod/mini';
+import {
+  configSchema,
+  type GroupConfig,
+  groupSchema,
+  type ProxyConfig,
+  type StateConfig,
+  stateSchema,
+} from './schema.js';
+
+/** Raised for a configuration that can't be used; the message names every bad field and no value. */
+export class ConfigError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Formats a zod path as `groups[1].api_keys`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/**
+ * A {@link ConfigError} listing `path: problem` for each issue, the paths under `prefix` (the section
+ * validated on its own). Values are never echoed, so a misplaced key can't leak through the message.
+ */
+export function issuesError(
+  heading: string,
+  issues: readonly z.core.$ZodIssue[],
+  prefix: readonly PropertyKey[] = [],
+): ConfigError {
+  const lines = issues.map((issue) => {
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
+        : issue.message;
+    return `${formatPath([...prefix, ...issue.path])}: ${message}`;
+  });
+  return new ConfigError(`${heading}:\n  ${lines.join('\n  ')}`);
+}
+
+/**
+ * Validates raw configuration data and applies defaults.
+ * Throws {@link ConfigError} listing `path: problem` for each issue; values are never echoed,
+ * so a misplaced key can't leak through the message.
+ */
+export function parseConfig(raw: unknown): ProxyConfig {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) throw issuesError('invalid configuration', result.error.issues);
+  const config = result.data;
+  const names = new Set<string>();
+  for (const [i, group] of config.groups.entries()) {
+    if (names.has(group.name))
+      throw new ConfigError(`invalid configuration:\n  groups[${i}].name: duplicate group name`);
+    names.add(group.name);
+  }
+  if (config.client_tokens.length === 0 && !config.server.allow_unauthenticated) {
+    throw new ConfigError(
+      'invalid configuration:\n  client_tokens: expected at least 1 token (or server.allow_unauthenticated: true on a loopback host)',
+    );
+  }
+  if (config.client_tokens.length === 0 && !isLoopbackHost(config.server.host)) {
+    throw new ConfigError(
+      `invalid configuration:\n  server.allow_unauthenticated: only allowed when server.host is a loopback address, not ${config.server.host}`,
+    );
+  }
+  return config;
+}
+
+/** Validates a `groups` list on its own (the keys secret, read by the health check), naming bad fields. */
+export function parseGroups(raw: unknown): GroupConfig[] {
+  const result = z.array(groupSchema, 'expected a list of groups').safeParse(raw);
+  if (result.success) return result.data;
+  throw issuesError('invalid configuration', result.error.issues, ['groups']);
+}
+
+/** Validates just the `state` section (for entries that take the rest of the config from elsewhere). */
+export function parseStateConfig(raw: unknown): StateConfig {
+  const result = stateSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw issuesError('invalid configuration', result.error.issues, ['state']);
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}

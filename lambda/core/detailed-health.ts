@@ -1,0 +1,54 @@
+import type { KeyGroup } from './forwarding/groups.js';
+import type { InstanceHealth } from './instance-health.js';
+import type { KeyStateStore, KeyView } from './key-state/port.js';
+
+/**
+ * The body of `/health/detailed`: each group's keys (status, score, last check, what they are cooling
+ * for) and this instance's circuits. Key ids only, never a key.
+ */
+export async function detailedHealth(
+  groups: readonly KeyGroup[],
+  store: KeyStateStore,
+  health: InstanceHealth,
+  now: number,
+): Promise<unknown> {
+  const described = [];
+  for (const group of groups) {
+    const views = await store.describe(group.name, group.keyIds);
+    const counts = { active: 0, cooling: 0, invalid: 0, disabled: 0 };
+    const keys = views.map((v) => {
+      const cooling = coolingModels(v, now);
+      if (v.status !== 'active') counts[v.status]++;
+      else if (Object.keys(cooling).length > 0) counts.cooling++;
+      else counts.active++;
+      return {
+        id: v.keyId,
+        status: v.status,
+        reason: v.reason ?? null,
+        score: health.score(v),
+        lastCheck: v.lastCheck === undefined ? null : { ...v.lastCheck, at: isoTime(v.lastCheck.at) },
+        cooling,
+      };
+    });
+    described.push({ name: group.name, total: views.length, counts, keys });
+  }
+  return { status: 'ok', groups: described, circuits: health.circuits() };
+}
+
+function coolingModels(view: KeyView, now: number): Record<string, { until: string | null; cause: string }> {
+  // No prototype: a model named `__proto__` is a field like any other.
+  const out: Record<string, { until: string | null; cause: string }> = Object.create(null);
+  for (const [model, c] of view.cooldowns) {
+    if (c.until > now) out[model === '' ? '*' : model] = { until: isoTime(c.until), cause: c.cause };
+  }
+  return out;
+}
+
+/**
+ * An instant from stored state as ISO 8601, or null when it is no date at all (NaN, or beyond what a
+ * Date holds: state another instance or an older version wrote must not make the endpoint fail).
+ */
+function isoTime(epochMs: number): string | null {
+  const date = new Date(epochMs);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}

@@ -1,0 +1,131 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stateWaitAllowanceMs } from '../config/derived.js';
+import { RequestDeadline } from '../deadline.js';
+import type { ProxyResponse } from '../http.js';
+import { cancelled, clientLimited, stateUnavailable } from '../refusals.js';
+import { ATTEMPTS_HEADER, Attempts, type Ending, type ForwarderDeps, type ForwardJob } from './attempts.js';
+import { targetOf } from './groups.js';
+import { KeyAttempt, ROTATE } from './key-attempt.js';
+import { type Blocked, whenNoKeyAnswered } from './no-key-answered.js';
+
+/**
+ * The attempt loop: groups in order, keys in rotation, each key's calls to Gemini ({@link KeyAttempt}),
+ * waits for a cooling key where allowed, and the proxy's own refusal when no key answers.
+ */
+export class Forwarder {
+  constructor(private readonly deps: ForwarderDeps) {}
+
+  /** Serves one request; every answer leaves here, with its log line and the attempts header. */
+  async forward(job: ForwardJob): Promise<ProxyResponse> {
+    const { config, now } = this.deps;
+    const deadlineAt = job.request.deadlineAt;
+    const timeoutMs = Math.min(
+      config.upstream.request_timeout_ms,
+      deadlineAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadlineAt - now()),
+    );
+    const deadline = new RequestDeadline(job.request.signal, timeoutMs);
+    const attempts = new Attempts(deadline, this.deps, config.policy, stateWaitAllowanceMs(config.state));
+    let ending: Ending;
+    try {
+      ending = await this.serve(job, attempts);
+    } catch (err) {
+      deadline.dispose();
+      throw err;
+    }
+    // A relayed answer is logged, and its deadline released, when its stream ends.
+    if (!ending.relayed) {
+      deadline.dispose();
+      attempts.refusal = ending.refusal;
+      this.deps.requests.forwarded(job, ending.response.status, attempts);
+    }
+    ending.response.headers[ATTEMPTS_HEADER] = String(attempts.count);
+    return ending.response;
+  }
+
+  /** Passes over the groups until a key answers or no key will, waiting for a cooling key where allowed. */
+  private async serve(job: ForwardJob, attempts: Attempts): Promise<Ending> {
+    const blocked: Blocked = {
+      soonest: undefined,
+      quota: false,
+      circuitRetryAt: undefined,
+      stateRetryAt: undefined,
+      waitedMs: 0,
+    };
+    for (;;) {
+      const ending = await this.tryGroups(job, attempts, blocked);
+      if (ending !== undefined) return ending;
+      const clientGone = job.request.signal.aborted;
+      const next = whenNoKeyAnswered(attempts, clientGone, blocked, this.deps.now(), this.deps.config.policy);
+      if (!('waitMs' in next)) return next;
+      blocked.waitedMs += next.waitMs;
+      if (!(await sleep(next.waitMs, true, { signal: attempts.signal }).catch(() => false))) {
+        return { response: cancelled(job.request.signal.aborted) };
+      }
+    }
+  }
+
+  /**
+   * One pass: each group's keys in turn until one answers (its ending), or until the group has none to
+   * give, its circuit is open, or the attempts are spent; what held keys back goes into `blocked`.
+   */
+  private async tryGroups(
+    job: ForwardJob,
+    attempts: Attempts,
+    blocked: Blocked,
+  ): Promise<Ending | undefined> {
+    const { config, now, health } = this.deps;
+    const exclude = new Set<string>();
+    blocked.soonest = undefined;
+    for (const group of job.groups) {
+      const target = targetOf(job.target, group, config.upstream);
+      for (;;) {
+        const gate = attempts.mayCall(target);
+        if (!gate.go) {
+          // Gemini at this target keeps failing: don't spend a key on it; another group may serve.
+          if (gate.circuitRetryAt !== undefined) {
+            blocked.circuitRetryAt = Math.min(blocked.circuitRetryAt ?? Infinity, gate.circuitRetryAt);
+          }
+          break;
+        }
+        // The client's own limit is counted once per request, with its first acquisition.
+        const client = attempts.clientCounted ? undefined : job.client;
+        const acquisition = await attempts.acquire({
+          group: group.name,
+          keys: group.refs,
+          model: job.model,
+          now: now(),
+          exclude,
+          limits: group.limits,
+          client,
+          health: health.selection,
+        });
+        attempts.clientCounted = true;
+        if (acquisition.kind === 'client_limited') {
+          return { response: clientLimited(acquisition.retryAt - now()), refusal: 'client_rate_limited' };
+        }
+        if (acquisition.kind === 'state_unavailable') {
+          // The client's own limit could not be counted: refuse. Only a group's budget: try the next group.
+          if (client !== undefined) {
+            return { response: stateUnavailable(acquisition.retryAt - now()), refusal: 'state_unavailable' };
+          }
+          blocked.stateRetryAt = Math.min(blocked.stateRetryAt ?? Infinity, acquisition.retryAt);
+          break;
+        }
+        if (acquisition.kind === 'unavailable') {
+          if (acquisition.retryAt !== undefined) {
+            blocked.soonest = Math.min(blocked.soonest ?? Infinity, acquisition.retryAt);
+            if (acquisition.cause === 'quota') blocked.quota = true;
+          }
+          break;
+        }
+        const { keyId } = acquisition;
+        exclude.add(keyId);
+        attempts.group = group.name;
+        attempts.keyId = keyId;
+        const result = await new KeyAttempt(this.deps, job, attempts, group, target, keyId).run();
+        if (result !== ROTATE) return result;
+      }
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,62 @@
+import type { ProxyConfig } from '../config/schema.js';
+import { openAiError } from '../openai-errors.js';
+import { cancelled, circuitOpen, keysExhausted, stateUnavailable } from '../refusals.js';
+import type { Attempts, Ending } from './attempts.js';
+
+/** Why no key was tried in a pass over the groups, gathered by the loop. */
+export interface Blocked {
+  /** Soonest end of a cooldown or quota window seen in the last pass. */
+  soonest: number | undefined;
+  /** A group's keys were held back by the configured quota (not only by Gemini's cooldowns). */
+  quota: boolean;
+  /** Soonest moment a circuit that refused this request lets calls through again. */
+  circuitRetryAt: number | undefined;
+  /** A group's budget claim that shared state could not take: another group may still serve. */
+  stateRetryAt: number | undefined;
+  /** Time already spent waiting for a cooling key. */
+  waitedMs: number;
+}
+
+/**
+ * After a pass over the groups in which no key answered: the request's final answer, or how long to wait
+ * for the soonest cooling key before another pass (only within `max_wait_ms`). Pure.
+ */
+export function whenNoKeyAnswered(
+  attempts: Pick<Attempts, 'signal' | 'lastFailure' | 'spent' | 'quotaRetryAt'>,
+  clientGone: boolean,
+  blocked: Blocked,
+  now: number,
+  policy: ProxyConfig['policy'],
+): Ending | { readonly waitMs: number } {
+  if (attempts.signal.aborted) return { response: cancelled(clientGone) };
+  if (attempts.lastFailure !== undefined) return { response: attempts.lastFailure };
+  const { quotaRetryAt } = attempts;
+  if (attempts.spent) {
+    if (quotaRetryAt !== undefined) {
+      return { response: keysExhausted(quotaRetryAt - now), refusal: 'keys_exhausted' };
+    }
+    return { response: openAiError(503, 'No key could serve this request.', 'server_error') };
+  }
+  // A key this request cooled is cooling even if the store has not taken the write in yet.
+  const soonest =
+    quotaRetryAt === undefined ? blocked.soonest : Math.min(blocked.soonest ?? Infinity, quotaRetryAt);
+  if (soonest === undefined) {
+    if (blocked.stateRetryAt !== undefined) {
+      return { response: stateUnavailable(blocked.stateRetryAt - now), refusal: 'state_unavailable' };
+    }
+    if (blocked.circuitRetryAt !== undefined) {
+      return { response: circuitOpen(blocked.circuitRetryAt - now), refusal: 'circuit_open' };
+    }
+    return {
+      response: openAiError(
+        503,
+        'No usable Gemini API key is configured for this model.',
+        'server_error',
+        'no_usable_keys',
+      ),
+    };
+  }
+  const wait = Math.max(1, soonest - now);
+  if (blocked.waitedMs + wait <= policy.max_wait_ms) return { waitMs: wait };
+  return { response: keysExhausted(wait, blocked.quota), refusal: 'keys_exhausted' };
+}

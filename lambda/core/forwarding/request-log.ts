@@ -1,0 +1,98 @@
+/** The end of every request, forwarded or refused: its log line and its metrics, built in one place. */
+import type { ProxyRequest } from '../http.js';
+import type { Logger } from '../logger.js';
+import type { MetricsSink, RequestMetrics } from '../metrics.js';
+
+/** What a forwarded request did at Gemini, as its log line and metrics tell it. */
+export interface ForwardFacts {
+  /** Gemini calls made (0: refused without calling Gemini). */
+  readonly count: number;
+  readonly retries: number;
+  readonly upstreamErrors: RequestMetrics['upstreamErrors'];
+  readonly keyCooldowns: number;
+  readonly timeToFirstByteMs?: number | undefined;
+  readonly refusal?: RequestMetrics['refusal'];
+  readonly tokens?: { readonly input: number; readonly output: number } | undefined;
+  /** The group and key of the last call. */
+  readonly group?: string | undefined;
+  readonly keyId?: string | undefined;
+}
+
+/** A forwarded request as its log line names it. */
+export interface ForwardedRequest {
+  readonly request: ProxyRequest;
+  readonly started: number;
+  readonly model: string;
+}
+
+interface Forwarded {
+  readonly model: string;
+  readonly facts: ForwardFacts;
+  readonly streamError: string | undefined;
+}
+
+interface RequestLogDeps {
+  readonly logger: Logger;
+  readonly metrics: MetricsSink;
+  readonly now: () => number;
+  /** Upstream circuits open on this instance, recorded with each forwarded request. */
+  readonly openCircuits: () => number;
+}
+
+/**
+ * Each request's end: one `request` log line and one metrics record, built here alike for a request the
+ * proxy refused before forwarding it (route, token, body, model) and one that went to the forwarder.
+ */
+export class RequestLog {
+  constructor(private readonly deps: RequestLogDeps) {}
+
+  /** A request answered without going to the forwarder: no Gemini call, no group. */
+  refused(request: ProxyRequest, started: number, status: number): void {
+    this.write(request, started, status, undefined);
+  }
+
+  /**
+   * A forwarded request, once it is answered (a relayed stream: once the stream ends, `streamError`
+   * saying why if it ended early).
+   */
+  forwarded(job: ForwardedRequest, status: number, facts: ForwardFacts, streamError?: string): void {
+    this.write(job.request, job.started, status, { model: job.model, facts, streamError });
+  }
+
+  private write(request: ProxyRequest, started: number, status: number, sent: Forwarded | undefined): void {
+    const facts = sent?.facts;
+    const latencyMs = this.deps.now() - started;
+    this.deps.logger.info('request', {
+      requestId: request.requestId,
+      method: request.method,
+      path: request.path,
+      status,
+      latencyMs,
+      ...(sent && {
+        attempts: sent.facts.count,
+        group: sent.facts.group,
+        keyId: sent.facts.keyId,
+        model: sent.model,
+        streamError: sent.streamError,
+        inputTokens: sent.facts.tokens?.input,
+        outputTokens: sent.facts.tokens?.output,
+      }),
+    });
+    this.deps.metrics.record({
+      group: facts?.group ?? '',
+      status,
+      latencyMs,
+      timeToFirstByteMs: facts?.timeToFirstByteMs,
+      attempts: facts?.count ?? 0,
+      retries: facts?.retries ?? 0,
+      upstreamErrors: facts?.upstreamErrors ?? { transient: 0, quota: 0, deadKey: 0 },
+      keyCooldowns: facts?.keyCooldowns ?? 0,
+      refusal: facts?.refusal,
+      ...(facts && {
+        inputTokens: facts.tokens?.input,
+        outputTokens: facts.tokens?.output,
+        openCircuits: this.deps.openCircuits(),
+      }),
+    });
+  }
+}
