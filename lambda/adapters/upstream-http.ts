@@ -6,22 +6,24 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from '../core/http.js';
+import {
+  ProxyTunnelError,
+  type TlsOverrides,
+  type TunnelRequestOptions,
+  UpstreamAgentCache,
+} from './proxy-tunnel.js';
 
 /**
  * The one HTTP client to Gemini: node:http(s) with keep-alive agents, a connect timeout, a
  * first-byte (response headers) timeout, and abort on the request's signal at any point, body included.
  */
 export class NodeUpstreamClient implements UpstreamClient {
-  private readonly httpAgent = new http.Agent({
-    keepAlive: true,
-    keepAliveMsecs: 10_000,
-    scheduling: 'lifo',
-  });
-  private readonly httpsAgent = new https.Agent({
-    keepAlive: true,
-    keepAliveMsecs: 10_000,
-    scheduling: 'lifo',
-  });
+  readonly #agents: UpstreamAgentCache;
+
+  /** @param tls TLS settings for connections to Gemini and to https proxies (a test's `ca`). @default system CAs */
+  constructor(tls?: TlsOverrides) {
+    this.#agents = new UpstreamAgentCache(tls === undefined ? {} : { targetTls: tls, proxyTls: tls });
+  }
 
   send(request: UpstreamRequest): Promise<UpstreamResponse> {
     const { url, signal } = request;
@@ -40,15 +42,19 @@ export class NodeUpstreamClient implements UpstreamClient {
         req.destroy(err);
         reject(err);
       };
-      const req = (isHttps ? https : http).request({
+      const agents = this.#agents.agentsFor(request.proxy);
+      const options: http.RequestOptions & TunnelRequestOptions = {
         protocol: url.protocol,
         hostname: url.hostname,
         port: url.port,
         path: `${url.pathname}${url.search}`,
         method: request.method,
         headers: request.headers,
-        agent: isHttps ? this.httpsAgent : this.httpAgent,
-      });
+        agent: isHttps ? agents.https : agents.http,
+        // A tunnel agent bounds its whole handshake (proxy, CONNECT or SOCKS5, the target's TLS) by it.
+        connectTimeoutMs: request.connectTimeoutMs,
+      };
+      const req = (isHttps ? https : http).request(options);
       let connectTimer: NodeJS.Timeout | undefined;
       const firstByteTimer = setTimeout(
         () => fail(new UpstreamError('first_byte_timeout', 'no response headers in time')),
@@ -79,7 +85,9 @@ export class NodeUpstreamClient implements UpstreamClient {
       req.on('error', (err) => {
         signal.removeEventListener('abort', onAbort);
         // The message of a network error names host and port, never the path or a header.
-        fail(new UpstreamError('network', err.message, { cause: err }));
+        // A tunnel's message names the proxy as scheme://host:port only, never its credentials.
+        const kind = err instanceof ProxyTunnelError ? 'proxy' : 'network';
+        fail(new UpstreamError(kind, err.message, { cause: err }));
       });
       req.end(request.body);
     });
@@ -87,7 +95,6 @@ export class NodeUpstreamClient implements UpstreamClient {
 
   /** Closes idle keep-alive sockets (on shutdown). */
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.#agents.destroy();
   }
 }

@@ -1,6 +1,7 @@
 import type { KeyGroup } from './forwarding/groups.js';
 import type { InstanceHealth } from './instance-health.js';
 import type { KeyStateStore, KeyView } from './key-state/port.js';
+import { describeProxy } from './upstream-proxy.js';
 
 /**
  * The body of `/health/detailed`: each group's keys (status, score, last check, what they are cooling
@@ -30,7 +31,9 @@ export async function detailedHealth(
         cooling,
       };
     });
-    described.push({ name: group.name, total: views.length, counts, keys });
+    // The proxy as scheme://host:port: never its credentials.
+    const proxy = group.proxy === undefined ? null : describeProxy(group.proxy);
+    described.push({ name: group.name, proxy, total: views.length, counts, keys });
   }
   return { status: 'ok', groups: described, circuits: health.circuits() };
 }

@@ -9,6 +9,7 @@ import { classifyUpstreamResponse } from './gemini-errors.js';
 import type { UpstreamClient } from './http.js';
 import { isCooling } from './key-state/cooldown.js';
 import type { KeyStateStore, KeyView } from './key-state/port.js';
+import type { ProxyEndpoint } from './upstream-proxy.js';
 
 /**
  * Reasons a key can recover from without being replaced: the API got (re-)enabled, a block or a
@@ -25,6 +26,8 @@ export interface CheckedGroup {
   readonly name: string;
   /** Key id → raw key. */
   readonly keys: ReadonlyMap<string, string>;
+  /** The group's outbound proxy: a key checked without it could look dead from a blocked region. */
+  readonly proxy?: ProxyEndpoint | undefined;
 }
 
 /**
@@ -72,6 +75,7 @@ export interface HealthCheckDeps {
 async function checkKey(
   deps: HealthCheckDeps,
   apiKey: string,
+  proxy: ProxyEndpoint | undefined,
   signal: AbortSignal,
 ): Promise<KeyCheck['outcome'] | { dead: string }> {
   try {
@@ -83,6 +87,7 @@ async function checkKey(
       signal,
       connectTimeoutMs: 5000,
       firstByteTimeoutMs: 10_000,
+      proxy,
     });
     const text = (await readText(response.body, 256 * 1024)) ?? '';
     const outcome = classifyUpstreamResponse(response.status, text);
@@ -110,14 +115,14 @@ export async function runHealthCheck(
 ): Promise<{ checks: KeyCheck[]; groups: GroupSummary[] }> {
   const signal = AbortSignal.timeout(deps.budgetMs);
   const queue = deps.groups.flatMap((g) =>
-    [...g.keys].map(([keyId, apiKey]) => ({ group: g.name, keyId, apiKey })),
+    [...g.keys].map(([keyId, apiKey]) => ({ group: g.name, keyId, apiKey, proxy: g.proxy })),
   );
   const checks: KeyCheck[] = [];
   let next = 0;
   const worker = async () => {
     while (next < queue.length) {
       const item = queue[next++]!;
-      const result = signal.aborted ? 'skipped' : await checkKey(deps, item.apiKey, signal);
+      const result = signal.aborted ? 'skipped' : await checkKey(deps, item.apiKey, item.proxy, signal);
       if (typeof result === 'object') {
         await deps.store.record({
           kind: 'invalid',

@@ -1,3 +1,4 @@
+import type { ProxyEndpoint } from './upstream-proxy.js';
 /** The web-standard seam between an entry point (local server, Lambda) and the core proxy. */
 
 export type HeaderValue = string | string[] | undefined;
@@ -44,6 +45,8 @@ export interface UpstreamRequest {
   readonly connectTimeoutMs: number;
   /** Time allowed until the upstream's response headers arrive. */
   readonly firstByteTimeoutMs: number;
+  /** The outbound proxy to tunnel through; undefined: direct. */
+  readonly proxy?: ProxyEndpoint | undefined;
 }
 
 /** The upstream's answer once its headers have arrived; the body is still streaming. */
@@ -56,7 +59,8 @@ export interface UpstreamResponse {
 /** Raised by an {@link UpstreamClient} when no response headers could be had. */
 export class UpstreamError extends Error {
   constructor(
-    readonly kind: 'connect_timeout' | 'first_byte_timeout' | 'network' | 'aborted',
+    /** `proxy`: the group's outbound proxy failed (down, refused, auth, handshake timeout). */
+    readonly kind: 'connect_timeout' | 'first_byte_timeout' | 'network' | 'proxy' | 'aborted',
     message: string,
     options?: ErrorOptions,
   ) {

@@ -3,6 +3,7 @@ import type { ProxyConfig } from './config/schema.js';
 import type { UpstreamClient } from './http.js';
 import type { Logger } from './logger.js';
 import { canonicalModel } from './models.js';
+import type { ProxyEndpoint } from './upstream-proxy.js';
 
 export interface ModelCatalogOptions {
   readonly upstream: UpstreamClient;
@@ -11,6 +12,8 @@ export interface ModelCatalogOptions {
   /** How long a list read is trusted (0: the catalog never reads one and allows every name). */
   readonly refreshMs: number;
   readonly connectTimeoutMs: number;
+  /** The outbound proxy the list is read through (`upstream.proxy_url`). @default direct */
+  readonly proxy?: ProxyEndpoint | undefined;
   readonly firstByteTimeoutMs: number;
   readonly logger: Logger;
   readonly now: () => number;
@@ -55,6 +58,7 @@ export class ModelCatalog {
       baseUrl: settings.native_base_url,
       refreshMs: settings.model_list_ms,
       connectTimeoutMs: settings.connect_timeout_ms,
+      proxy: settings.proxy_url,
       firstByteTimeoutMs: settings.first_byte_timeout_ms,
       logger: deps.logger,
       now: deps.now ?? Date.now,
@@ -117,6 +121,7 @@ export class ModelCatalog {
         signal: AbortSignal.timeout(this.options.connectTimeoutMs + this.options.firstByteTimeoutMs),
         connectTimeoutMs: this.options.connectTimeoutMs,
         firstByteTimeoutMs: this.options.firstByteTimeoutMs,
+        proxy: this.options.proxy,
       });
       const text = await readText(response.body, MAX_LIST_BYTES);
       if (response.status !== 200 || text === undefined) return undefined;

@@ -84,7 +84,7 @@ export class GeminiProxy {
     this.routeFamilies = new Set(deps.config.server.allow_route_families);
     const tokens = configuredTokens(deps.config);
     this.tokens = new TokenVerifier(tokens);
-    this.groups = deps.config.groups.map(buildGroup);
+    this.groups = deps.config.groups.map((g) => buildGroup(g, deps.config.upstream));
     const secrets = [
       ...deps.config.groups.flatMap((g) => configuredKeys(g).map((k) => k.apiKey)),
       ...tokens.flatMap((t) => (t.token === undefined ? [] : [t.token])),

@@ -54,6 +54,10 @@ export function networkFailure(err: unknown): ProxyResponse {
   if (kind === 'first_byte_timeout' || kind === 'connect_timeout') {
     return openAiError(504, `Gemini did not answer in time (${kind}).`, 'server_error', 'upstream_timeout');
   }
+  if (kind === 'proxy' && err instanceof Error) {
+    // The tunnel's message: `proxy scheme://host:port: what failed`, without credentials.
+    return openAiError(502, `The outbound ${err.message}.`, 'server_error', 'upstream_proxy_failed');
+  }
   return openAiError(502, 'Could not reach Gemini.', 'server_error', 'upstream_unreachable');
 }
 

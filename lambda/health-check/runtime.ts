@@ -5,6 +5,7 @@ import { ConfigError, parseGroups } from '../core/config/parse.js';
 import { DEFAULT_NATIVE_BASE_URL } from '../core/config/schema.js';
 import { keyId } from '../core/credentials.js';
 import { type CheckedGroup, runHealthCheck } from '../core/health-check.js';
+import { type ProxyEndpoint, parseProxyUrl } from '../core/upstream-proxy.js';
 
 /** Every environment variable the health-check function reads; the stack sets exactly these. */
 export const HEALTH_CHECK_ENV = [
@@ -23,6 +24,8 @@ export class HealthCheckRuntime extends LambdaInstance {
   private readonly metrics: HealthMetrics;
   private readonly nativeBaseUrl: string;
   private readonly concurrency: number;
+  /** `upstream.proxy_url` from the stack's settings: for groups without their own. */
+  private readonly proxy: ProxyEndpoint | undefined;
 
   constructor(env: HealthCheckEnv) {
     // Each run reads the keys afresh: runs are minutes apart.
@@ -31,6 +34,8 @@ export class HealthCheckRuntime extends LambdaInstance {
     const nativeBaseUrl = this.settings.upstream?.native_base_url ?? DEFAULT_NATIVE_BASE_URL;
     this.nativeBaseUrl = nativeBaseUrl.replace(/\/+$/, '');
     this.concurrency = Number(env.CHECK_CONCURRENCY ?? 4);
+    const proxyUrl = this.settings.upstream?.proxy_url;
+    this.proxy = proxyUrl === undefined ? undefined : parseProxyUrl(proxyUrl, 'upstream.proxy_url');
   }
 
   /** Checks every key within `remainingMs` (less a margin), reports counts as metrics, and logs dead keys. */
@@ -43,6 +48,7 @@ export class HealthCheckRuntime extends LambdaInstance {
       groups = parseGroups(raw).map((g) => ({
         name: g.name,
         keys: new Map(configuredKeys(g).map((k) => [keyId(k.apiKey), k.apiKey])),
+        proxy: g.proxy_url ?? this.proxy,
       }));
     } catch (err) {
       // Never the content: only which field is wrong.

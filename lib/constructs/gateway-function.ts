@@ -23,8 +23,12 @@ const BUNDLING: BundlingOptions = {
   // Bundle the AWS SDK too: tree-shaken, it loads faster than the runtime's full copy.
   externalModules: [],
   mainFields: ['module', 'main'],
-  // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
-  esbuildArgs: { '--alias:@aws-sdk/credential-provider-node': lambdaFile('proxy/lambda-credentials.ts') },
+  esbuildArgs: {
+    // Lambda hands the role's credentials over in the environment: skip the SDK's full default chain.
+    '--alias:@aws-sdk/credential-provider-node': lambdaFile('proxy/lambda-credentials.ts'),
+    // Endpoint discovery stays off: its cache without the LRU library it brings.
+    '--alias:@aws-sdk/endpoint-cache': lambdaFile('proxy/endpoint-cache.ts'),
+  },
 };
 
 /** What a deployer chooses the same way for both functions. */

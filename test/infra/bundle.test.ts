@@ -10,6 +10,7 @@ import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.j
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 import { functionUrlEvent, installAwsLambdaStub, invokeStreaming } from '../support/lambda-stub.js';
 import { type SecretsDouble, startSecretsDouble } from '../support/secrets-double.js';
+import { startSocks5Server } from '../support/socks5-server.js';
 import { tempDirs } from '../support/temp-dir.js';
 
 const tempDir = tempDirs();
@@ -234,6 +235,32 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
     secrets.hanging = false;
     expect(result.prelude?.statusCode).toBe(200);
     expect(Date.now() - started).toBeLessThan(1800);
+  });
+
+  it('serves a group through its SOCKS5 proxy, credentials from the keys secret', async () => {
+    // Prepare: the operator moves the group behind an authenticated SOCKS5 proxy
+    const socks = await startSocks5Server({ auth: { username: 'gw', password: 'bundle-proxy-pass' } });
+    const group = { name: 'primary', api_keys: KEYS, target_url: fake.openAiBase };
+    const proxied = { ...group, proxy_url: `socks5h://gw:bundle-proxy-pass@127.0.0.1:${socks.port}` };
+    secrets.values.set(KEYS_SECRET, JSON.stringify({ groups: [proxied] }));
+    await waitForCache();
+    try {
+      // Act: until the instance has read the edit (one cache age, or a little more after the hangs above)
+      let result = await invokeStreaming(handler, chat(true));
+      for (let i = 0; i < 10 && socks.tunnels === 0; i++) {
+        await waitForCache();
+        result = await invokeStreaming(handler, chat(true));
+      }
+
+      // Assess: streamed through the tunnel
+      expect(result.prelude?.statusCode).toBe(200);
+      expect(result.body).toContain('data: [DONE]');
+      expect(socks.tunnels).toBeGreaterThan(0);
+    } finally {
+      secrets.values.set(KEYS_SECRET, JSON.stringify({ groups: [group] }));
+      await waitForCache();
+      await socks.close();
+    }
   });
 
   it('stops serving when the operator empties the tokens secret (revocation)', async () => {

@@ -376,30 +376,34 @@ describe('UpstreamAgentCache', () => {
   });
 });
 
-describe('NodeUpstreamClient through a tunnel (agents plugged in)', () => {
-  /** The real client with its agents replaced by `agents` (closed after the test). */
-  function clientWith(agents: UpstreamAgents): NodeUpstreamClient {
-    const client = new NodeUpstreamClient();
-    Object.assign(client, { httpAgent: agents.http, httpsAgent: agents.https });
-    cleanups.push(() => client.close());
-    return client;
+describe('NodeUpstreamClient through a tunnel (the request names its proxy)', () => {
+  /** The real client, trusting the test certificate (closed after the test). */
+  function client(): NodeUpstreamClient {
+    const c = new NodeUpstreamClient({ ca: cert.cert });
+    cleanups.push(() => c.close());
+    return c;
   }
-  const send = (client: NodeUpstreamClient, url: string, firstByteTimeoutMs = 5_000) =>
-    client.send({
+  const send = (
+    c: NodeUpstreamClient,
+    url: string,
+    proxy: ProxyEndpoint,
+    { firstByteTimeoutMs = 5_000, connectTimeoutMs = 1_000 } = {},
+  ) =>
+    c.send({
       url: new URL(url),
       method: 'GET',
       headers: {},
       body: undefined,
       signal: new AbortController().signal,
-      connectTimeoutMs: 1_000,
+      connectTimeoutMs,
       firstByteTimeoutMs,
+      proxy,
     });
 
   it('streams an answer through an authenticated https:// proxy', async () => {
     const upstream = await startUpstream(true);
     const proxy = await startProxy('https', { auth: true });
-    const client = clientWith(agentCache().agentsFor(endpointOf(proxy, CREDENTIALS)));
-    const res = await send(client, `${upstream.url}/stream`);
+    const res = await send(client(), `${upstream.url}/stream`, endpointOf(proxy, CREDENTIALS));
     expect(res.status).toBe(200);
     const chunks = res.body[Symbol.asyncIterator]();
     expect(String((await chunks.next()).value)).toBe('first\n');
@@ -409,13 +413,16 @@ describe('NodeUpstreamClient through a tunnel (agents plugged in)', () => {
     expect(proxy.tunnels).toBe(1);
   });
 
-  it('a proxy hanging in the handshake is a network error, bounded by the handshake timeout', async () => {
+  it('a proxy hanging in the handshake is a proxy error, bounded by the connect timeout', async () => {
     const upstream = await startUpstream(true);
     const proxy = await startProxy('http', { hang: true });
-    const client = clientWith(agentCache(HANDSHAKE_TIMEOUT_MS).agentsFor(endpointOf(proxy, CREDENTIALS)));
-    const { error, ms } = await failure(send(client, `${upstream.url}/hello`));
+    const { error, ms } = await failure(
+      send(client(), `${upstream.url}/hello`, endpointOf(proxy, CREDENTIALS), {
+        connectTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+      }),
+    );
     expect(error).toBeInstanceOf(UpstreamError);
-    expect((error as UpstreamError).kind).toBe('network');
+    expect((error as UpstreamError).kind).toBe('proxy');
     expectTunnelError(error.cause, 'timeout', proxy);
     expectNoPassword(error);
     expect(ms).toBeLessThan(HANDSHAKE_TIMEOUT_MS + 1_500);
@@ -425,19 +432,23 @@ describe('NodeUpstreamClient through a tunnel (agents plugged in)', () => {
   it('a request given up during the handshake leaves no connection behind', async () => {
     const upstream = await startUpstream(true);
     const proxy = await startProxy('socks5h', { hang: true });
-    const client = clientWith(agentCache(HANDSHAKE_TIMEOUT_MS).agentsFor(endpointOf(proxy)));
     // The client's first-byte timer fires first; the handshake still ends at its own bound.
-    const { error } = await failure(send(client, `${upstream.url}/hello`, 50));
+    const { error } = await failure(
+      send(client(), `${upstream.url}/hello`, endpointOf(proxy), {
+        firstByteTimeoutMs: 50,
+        connectTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+      }),
+    );
     expect((error as UpstreamError).kind).toBe('first_byte_timeout');
     await vi.waitFor(() => expect(proxy.openConnections).toBe(0));
   });
 
-  it('a proxy refusing the credentials is a network error naming the proxy only', async () => {
+  it('a proxy refusing the credentials is a proxy error naming the proxy only', async () => {
     const upstream = await startUpstream(true);
     const proxy = await startProxy('socks5h', { auth: true });
     const wrong: ProxyEndpoint = endpointOf(proxy, { username: USER, password: 'nope' });
-    const { error } = await failure(send(clientWith(agentCache().agentsFor(wrong)), `${upstream.url}/hello`));
-    expect((error as UpstreamError).kind).toBe('network');
+    const { error } = await failure(send(client(), `${upstream.url}/hello`, wrong));
+    expect((error as UpstreamError).kind).toBe('proxy');
     expect(error.message).toBe(`proxy socks5h://127.0.0.1:${proxy.port}: refused authentication`);
   });
 });

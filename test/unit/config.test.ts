@@ -84,16 +84,31 @@ describe('Function: parseConfig', () => {
     expect(err.message).not.toContain(SECRET);
   });
 
-  it('says plainly that proxy_url is not supported yet', () => {
+  it('reads a group proxy_url and the upstream default, and names the field of a bad one without echoing it', () => {
+    const config = parseConfig({
+      client_tokens: ['t'],
+      upstream: { proxy_url: 'http://corp:3128' },
+      groups: [
+        { name: 'a', api_keys: ['k'], proxy_url: 'socks5h://u:p%40ss@h:1' },
+        { name: 'b', api_keys: ['k2'] },
+      ],
+    });
+    expect(config.groups[0]?.proxy_url).toMatchObject({
+      scheme: 'socks5h',
+      host: 'h',
+      port: 1,
+      auth: { password: 'p@ss' },
+    });
+    expect(config.upstream.proxy_url).toMatchObject({ scheme: 'http', host: 'corp', port: 3128 });
+    expect(config.groups[1]?.proxy_url).toBeUndefined();
     const err = errorOf(() =>
       parseConfig({
         client_tokens: ['t'],
-        groups: [{ name: 'a', api_keys: ['k'], proxy_url: 'socks5://h:1' }],
+        groups: [{ name: 'a', api_keys: ['k'], proxy_url: 'socks5://u:hunter2@h/x' }],
       }),
     );
-    expect(err.message).toContain(
-      'groups[0].proxy_url: outbound proxies are not supported yet; remove this field',
-    );
+    expect(err.message).toContain('groups[0].proxy_url: a proxy URL takes no path, query or fragment');
+    expect(err.message).not.toContain('hunter2');
   });
 
   it('accepts keys with projects, limits and client tokens with rpm', () => {

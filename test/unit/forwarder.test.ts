@@ -131,7 +131,7 @@ describe('Class: Forwarder', () => {
         openCircuits: () => health.openCircuits(),
       }),
     });
-    const group = buildGroup(config.groups[0]!);
+    const group = buildGroup(config.groups[0]!, config.upstream);
     const job = (): ForwardJob => ({
       request: {
         method: 'POST',

@@ -2,6 +2,7 @@ import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { canonicalModel } from '../models.js';
 import { ROUTE_FAMILIES } from '../route-access.js';
+import { parseProxyUrl, proxyUrlProblem } from '../upstream-proxy.js';
 
 // zod/mini keeps the Lambda bundle small; English messages for the checks that don't carry their own.
 z.config(en());
@@ -44,6 +45,18 @@ const limitsSchema = z.strictObject({
   rpm_window_ms: z.optional(int(z.gte(100, 'expected at least 100'))),
 });
 
+/** An outbound proxy URL, parsed; the error says what is wrong without quoting it. */
+function proxyUrl() {
+  return z.pipe(
+    z
+      .string('expected a proxy URL')
+      .check(
+        z.refine((v) => proxyUrlProblem(v) === undefined, { error: (iss) => proxyUrlProblem(iss.input) }),
+      ),
+    z.transform((v: string) => parseProxyUrl(v, 'proxy_url')),
+  );
+}
+
 export const groupSchema = z.strictObject({
   name: nonEmpty('expected a non-empty name'),
   api_keys: z
@@ -67,11 +80,8 @@ export const groupSchema = z.strictObject({
         .check(z.refine((m) => canonicalModel(m).ok, 'expected a model name such as gemini-2.5-flash')),
     ),
   ),
-  proxy_url: z.optional(
-    z
-      .unknown()
-      .check(z.refine((v) => v === undefined, 'outbound proxies are not supported yet; remove this field')),
-  ),
+  /** This group's outbound proxy (http, https, socks5, socks5h); `upstream.proxy_url` when unset. */
+  proxy_url: z.optional(proxyUrl()),
 });
 
 const serverSchema = z
@@ -107,6 +117,8 @@ const serverSchema = z
   );
 
 export const upstreamSchema = z.strictObject({
+  /** Outbound proxy for every group without its own, and for the native API and the model list. */
+  proxy_url: z.optional(proxyUrl()),
   native_base_url: withDefault(
     z.pipe(
       httpUrl(),

@@ -7,6 +7,7 @@ import type { ProxyRequest, UpstreamRequest } from '../http.js';
 import type { KeyRef, QuotaLimits } from '../key-state/port.js';
 import { hasLimits } from '../key-state/quota.js';
 import { normalizeModel } from '../routes.js';
+import type { ProxyEndpoint } from '../upstream-proxy.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
 export interface KeyGroup {
@@ -18,6 +19,8 @@ export interface KeyGroup {
   readonly refs: readonly KeyRef[];
   readonly keyIds: readonly string[];
   readonly limits: QuotaLimits | undefined;
+  /** The group's outbound proxy (its own, else `upstream.proxy_url`); undefined: direct. */
+  readonly proxy: ProxyEndpoint | undefined;
 }
 
 /** Where a request goes at Gemini: the OpenAI-compatible API (below a group's `target_url`) or the native one. */
@@ -37,7 +40,7 @@ export interface UpstreamCall {
 const BODYLESS = new Set(['GET', 'HEAD']);
 
 /** Resolves a configured group's keys (each key once, by id) and budgets. */
-export function buildGroup(group: GroupConfig): KeyGroup {
+export function buildGroup(group: GroupConfig, upstream: ProxyConfig['upstream']): KeyGroup {
   const keys = new Map<string, string>();
   const refs: KeyRef[] = [];
   for (const { apiKey, project } of configuredKeys(group)) {
@@ -58,6 +61,7 @@ export function buildGroup(group: GroupConfig): KeyGroup {
       group.limits === undefined || !hasLimits(group.limits)
         ? undefined
         : { rpm: group.limits.rpm, rpd: group.limits.rpd, windowMs: group.limits.rpm_window_ms },
+    proxy: group.proxy_url ?? upstream.proxy_url,
   };
 }
 
@@ -94,6 +98,7 @@ export function upstreamRequest(
     body: hasBody ? body : undefined,
     signal,
     connectTimeoutMs: upstream.connect_timeout_ms,
+    proxy: group.proxy,
     // Gemini sends a whole answer's headers only once the answer is done: minutes for thinking models.
     firstByteTimeoutMs:
       call.generation === 'whole'
