@@ -6,12 +6,8 @@ import {
   type UpstreamRequest,
   type UpstreamResponse,
 } from '../core/http.js';
-import {
-  ProxyTunnelError,
-  type TlsOverrides,
-  type TunnelRequestOptions,
-  UpstreamAgentCache,
-} from './proxy-tunnel.js';
+import { ProxyTunnelError } from './proxy-handshakes.js';
+import { type TlsOverrides, type TunnelRequestOptions, UpstreamAgentCache } from './proxy-tunnel.js';
 
 /**
  * The one HTTP client to Gemini: node:http(s) with keep-alive agents, a connect timeout, a

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ProxyTunnelError } from '../../lambda/adapters/proxy-handshakes.js';
 import {
-  ProxyTunnelError,
   TunnelHttpsAgent,
   type TunnelRequestOptions,
   UpstreamAgentCache,
