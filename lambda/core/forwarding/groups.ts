@@ -7,7 +7,7 @@ import type { ProxyRequest, UpstreamRequest } from '../http.js';
 import type { KeyRef, QuotaLimits } from '../key-state/port.js';
 import { hasLimits } from '../key-state/quota.js';
 import { normalizeModel } from '../routes.js';
-import type { ProxyEndpoint } from '../upstream-proxy.js';
+import { describeProxy, type ProxyEndpoint } from '../upstream-proxy.js';
 
 /** A configured group with its keys resolved: id → raw key, ids in rotation order. */
 export interface KeyGroup {
@@ -65,9 +65,13 @@ export function buildGroup(group: GroupConfig, upstream: ProxyConfig['upstream']
   };
 }
 
-/** The upstream a group's request goes to: the circuit breaker's unit. */
+/**
+ * The upstream a group's request goes to, and the proxy it goes through: the circuit breaker's unit (a
+ * failing proxy must not hold back a group that reaches the same URL directly or by another proxy).
+ */
 export function targetOf(target: Target, group: KeyGroup, upstream: ProxyConfig['upstream']): string {
-  return target.kind === 'openai' ? group.targetUrl : upstream.native_base_url;
+  const url = target.kind === 'openai' ? group.targetUrl : upstream.native_base_url;
+  return group.proxy === undefined ? url : `${url} via ${describeProxy(group.proxy)}`;
 }
 
 /** The request to Gemini for one call with one key of a group. */
