@@ -2,8 +2,10 @@
 // tunnels only to 127.0.0.1 and can hang in the handshake. Node built-ins only; never logs.
 import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { type TunnelDouble, TunnelSockets } from './tunnel-double.js';
 
 export interface ConnectProxyOptions {
   /** Credentials the proxy requires (Basic); none required when absent. */
@@ -14,31 +16,18 @@ export interface ConnectProxyOptions {
   hang?: boolean;
 }
 
-export interface ConnectProxy {
-  /** `http://127.0.0.1:port` or `https://127.0.0.1:port`, without credentials. */
-  readonly url: string;
-  readonly port: number;
+/** A CONNECT proxy double: `url` is `http://` or `https://127.0.0.1:port`; tunnels are answered 200. */
+export interface ConnectProxy extends TunnelDouble {
   /** CONNECT requests received, answered or not. */
   readonly requests: number;
-  /** Tunnels opened (answered 200). */
-  readonly tunnels: number;
-  /** Client connections to the proxy now open. */
-  readonly openConnections: number;
   /** The `host:port` of every CONNECT request, in order. */
   readonly targets: readonly string[];
-  close(): Promise<void>;
 }
 
 /** Starts a CONNECT proxy on 127.0.0.1 on a free port. */
 export async function startConnectProxy(options: ConnectProxyOptions = {}): Promise<ConnectProxy> {
-  const clients = new Set<net.Socket>();
-  const upstreams = new Set<net.Socket>();
+  const sockets = new TunnelSockets();
   const targets: string[] = [];
-  let tunnels = 0;
-  const track = (set: Set<net.Socket>, socket: net.Socket) => {
-    set.add(socket);
-    socket.once('close', () => set.delete(socket));
-  };
   const expected =
     options.auth &&
     `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
@@ -49,7 +38,7 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
   });
   // The TCP connections, under TLS for an https proxy.
   server.on('connection', (socket: net.Socket) => {
-    track(clients, socket);
+    sockets.client(socket);
     socket.on('error', () => {});
   });
   server.on('tlsClientError', () => {});
@@ -74,21 +63,16 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
       client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return;
     }
-    const upstream = net.connect(Number(match[2]), '127.0.0.1');
-    track(upstreams, upstream);
-    upstream.once('error', () => {
-      if (!client.writableEnded)
-        client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    });
-    upstream.once('connect', () => {
-      tunnels++;
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => client.destroy());
+    sockets.splice(
+      client as net.Socket,
+      Number(match[2]),
+      (upstream) => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        // Bytes the client sent after the CONNECT head go to the target first.
+        if (head.length > 0) upstream.write(head);
+      },
+      () => client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'),
+    );
   });
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -100,15 +84,12 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
       return targets.length;
     },
     get tunnels() {
-      return tunnels;
+      return sockets.tunnels;
     },
     get openConnections() {
-      return clients.size;
+      return sockets.openClients;
     },
     targets,
-    close: async () => {
-      for (const socket of [...clients, ...upstreams]) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => sockets.close(server),
   };
 }

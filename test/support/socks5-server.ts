@@ -2,6 +2,7 @@
 // username/password (RFC 1929); targets by IPv4, IPv6 or domain name, tunnelled only to 127.0.0.1 (the
 // name `localhost` included); can hang in the handshake. Node built-ins only; never logs.
 import net, { type AddressInfo } from 'node:net';
+import { type TunnelDouble, TunnelSockets } from './tunnel-double.js';
 
 export interface Socks5ServerOptions {
   /** Credentials the server requires (method 0x02); no authentication (0x00) when absent. */
@@ -18,33 +19,23 @@ export interface Socks5Request {
   readonly port: number;
 }
 
-export interface Socks5Server {
-  /** `socks5://127.0.0.1:port`, without credentials. */
-  readonly url: string;
-  readonly port: number;
+/** A SOCKS5 server double: `url` is `socks5://127.0.0.1:port`; tunnels are CONNECTs answered with success. */
+export interface Socks5Server extends TunnelDouble {
   /** Connections accepted. */
   readonly connections: number;
-  /** Connections open now. */
-  readonly openConnections: number;
-  /** Tunnels opened (CONNECT answered with success). */
-  readonly tunnels: number;
   /** Every CONNECT request received, in order. */
   readonly requests: readonly Socks5Request[];
-  close(): Promise<void>;
 }
 
 /** Starts a SOCKS5 server on 127.0.0.1 on a free port. */
 export async function startSocks5Server(options: Socks5ServerOptions = {}): Promise<Socks5Server> {
-  const clients = new Set<net.Socket>();
-  const upstreams = new Set<net.Socket>();
+  const sockets = new TunnelSockets();
   const requests: Socks5Request[] = [];
   let connections = 0;
-  let tunnels = 0;
 
   const server = net.createServer((client) => {
     connections++;
-    clients.add(client);
-    client.once('close', () => clients.delete(client));
+    sockets.client(client);
     client.on('error', () => {});
     // Hanging: read and drop what comes (so a client's close is seen), answer nothing.
     if (options.hang) return void client.resume();
@@ -79,23 +70,16 @@ export async function startSocks5Server(options: Socks5ServerOptions = {}): Prom
     if (command !== 1) return void client.end(reply(7));
     if (host !== '127.0.0.1' && host !== 'localhost') return void client.end(reply(2));
 
-    const upstream = net.connect(port, '127.0.0.1');
-    upstreams.add(upstream);
-    upstream.once('close', () => upstreams.delete(upstream));
-    upstream.once('error', () => {
-      if (!client.writableEnded) client.end(reply(5));
-    });
-    upstream.once('connect', () => {
-      tunnels++;
-      client.write(reply(0));
-      read.rest().forEach((chunk) => {
-        upstream.write(chunk);
-      });
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => client.destroy());
+    sockets.splice(
+      client,
+      port,
+      (upstream) => {
+        client.write(reply(0));
+        // Bytes read past the request go to the target first.
+        for (const chunk of read.rest()) upstream.write(chunk);
+      },
+      () => client.end(reply(5)),
+    );
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -107,16 +91,13 @@ export async function startSocks5Server(options: Socks5ServerOptions = {}): Prom
       return connections;
     },
     get openConnections() {
-      return clients.size;
+      return sockets.openClients;
     },
     get tunnels() {
-      return tunnels;
+      return sockets.tunnels;
     },
     requests,
-    close: async () => {
-      for (const socket of [...clients, ...upstreams]) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => sockets.close(server),
   };
 }
 
