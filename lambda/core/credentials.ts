@@ -12,6 +12,8 @@ export function sha256(value: string): Buffer {
 /** A configured client: the token's hash (safe to store and log) and its optional per-minute limit. */
 export interface ClientIdentity {
   readonly clientId: string;
+  /** The name the operator gave the token, if any: what logs and usage call the client. */
+  readonly name: string | undefined;
   readonly rpm: number | undefined;
 }
 
@@ -24,13 +26,14 @@ export class TokenVerifier {
     tokens: ReadonlyArray<{
       token?: string | undefined;
       sha256?: string | undefined;
+      name?: string | undefined;
       rpm: number | undefined;
     }>,
   ) {
-    this.entries = tokens.map(({ token, sha256: hex, rpm }) => {
+    this.entries = tokens.map(({ token, sha256: hex, name, rpm }) => {
       const hash = token === undefined ? Buffer.from(hex ?? '', 'hex') : sha256(token);
       // The client id is the same hash prefix a key id uses: safe to store and log.
-      return { hash, identity: { clientId: hash.toString('hex').slice(0, 16), rpm } };
+      return { hash, identity: { clientId: hash.toString('hex').slice(0, 16), name, rpm } };
     });
   }
 

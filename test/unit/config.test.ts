@@ -124,7 +124,7 @@ describe('Function: parseConfig', () => {
       { token: 'plain', rpm: undefined },
       { token: 'limited', rpm: 30 },
     ]);
-    expect(config.groups[0]?.limits).toEqual({ rpm: 10, rpd: 250 });
+    expect(config.groups[0]?.limits).toEqual({ default: { rpm: 10, rpd: 250 }, models: {} });
   });
 
   it('names bad limits, key objects and client entries', () => {

@@ -27,12 +27,15 @@ export function configuredKeys(group: GroupConfig): ConfiguredKey[] {
 }
 
 /** Client tokens with their optional per-minute limit; `token` is absent where only its hash is configured. */
-export function configuredTokens(
-  config: ProxyConfig,
-): Array<{ token: string | undefined; sha256: string | undefined; rpm: number | undefined }> {
+export function configuredTokens(config: ProxyConfig): Array<{
+  token: string | undefined;
+  sha256: string | undefined;
+  name: string | undefined;
+  rpm: number | undefined;
+}> {
   return config.client_tokens.map((t) => {
-    if (typeof t === 'string') return { token: t, sha256: undefined, rpm: undefined };
-    if ('token' in t) return { token: t.token, sha256: undefined, rpm: t.rpm };
-    return { token: undefined, sha256: t.sha256.toLowerCase(), rpm: t.rpm };
+    if (typeof t === 'string') return { token: t, sha256: undefined, name: undefined, rpm: undefined };
+    if ('token' in t) return { token: t.token, sha256: undefined, name: t.name, rpm: t.rpm };
+    return { token: undefined, sha256: t.sha256.toLowerCase(), name: t.name, rpm: t.rpm };
   });
 }

@@ -36,14 +36,54 @@ const apiKeySchema = z.union(
   'expected a key, or { key, project }',
 );
 
-const limitsSchema = z.strictObject({
-  /** Requests per minute per key (or per project) per model. */
+/** A model name as configured (any spelling `canonicalModel` reads). */
+const modelName = () =>
+  z
+    .string('expected a model name')
+    .check(z.refine((m) => canonicalModel(m).ok, 'expected a model name such as gemini-2.5-flash'));
+
+/** Proactive quota for one model (or every model without its own entry), per key or project. */
+const limitValues = {
+  /** Requests per minute. */
   rpm: z.optional(positive()),
-  /** Requests per Pacific day per key (or per project) per model. */
+  /** Input tokens per minute (estimated before the call, reconciled with Gemini's usage after it). */
+  tpm: z.optional(positive()),
+  /** Requests per Pacific day. */
   rpd: z.optional(positive()),
-  /** Length of the rpm window. Gemini's is a minute; shorter windows are for tests and benchmarks. */
+  /** Length of the rpm/tpm window. Gemini's is a minute; shorter windows are for tests and benchmarks. */
   rpm_window_ms: z.optional(int(z.gte(100, 'expected at least 100'))),
-});
+};
+const limitValuesSchema = z.strictObject(limitValues);
+export type LimitValues = z.output<typeof limitValuesSchema>;
+
+/**
+ * `limits`: `{ default, models: { <model>: {…} } }`, or the flat `{ rpm, tpm, rpd }` (= `default`). A
+ * model's own entry replaces `default` for it entirely. Normalized to `{ default, models }`.
+ */
+const limitsSchema = z.pipe(
+  z
+    .strictObject({
+      ...limitValues,
+      default: z.optional(limitValuesSchema),
+      models: z.optional(z.record(modelName(), limitValuesSchema, 'expected a mapping of model to limits')),
+    })
+    .check(
+      z.refine(
+        (l) =>
+          !(l.default !== undefined || l.models !== undefined) ||
+          (l.rpm === undefined &&
+            l.tpm === undefined &&
+            l.rpd === undefined &&
+            l.rpm_window_ms === undefined),
+        'expected either { rpm, tpm, rpd } or { default, models }, not both',
+      ),
+    ),
+  z.transform(({ default: fallback, models, ...flat }) => ({
+    default: fallback ?? flat,
+    models: models ?? {},
+  })),
+);
+export type GroupLimits = z.output<typeof limitsSchema>;
 
 /** An outbound proxy URL, parsed; the error says what is wrong without quoting it. */
 function proxyUrl() {
@@ -73,13 +113,7 @@ export const groupSchema = z.strictObject({
     DEFAULT_TARGET_URL,
   ),
   /** Models routed to this group first; other models go to every group in order. */
-  models: z.optional(
-    z.array(
-      z
-        .string('expected a model name')
-        .check(z.refine((m) => canonicalModel(m).ok, 'expected a model name such as gemini-2.5-flash')),
-    ),
-  ),
+  models: z.optional(z.array(modelName())),
   /** This group's outbound proxy (http, https, socks5, socks5h); `upstream.proxy_url` when unset. */
   proxy_url: z.optional(proxyUrl()),
 });
@@ -162,6 +196,13 @@ export const policySchema = z.strictObject({
   /** Requests let through to test a half-open circuit. */
   circuit_half_open_probes: withDefault(positive(), 1),
   /** Keys scoring below this are passed over while a healthier usable key exists (0 turns it off). */
+  /**
+   * How long a key (its project) stays parked for a model Gemini reports with `limit: 0` (not in the
+   * project's tier at all). Default: until the next Pacific midnight.
+   */
+  unavailable_park_ms: z.optional(positive()),
+  /** How long a limit learned from Gemini's 429s is enforced after it was last reported. */
+  learned_limit_ms: withDefault(nonNegative(), 86_400_000),
   health_floor: withDefault(
     z.number('expected a number').check(z.gte(0, 'expected 0 to 1'), z.lte(1, 'expected 0 to 1')),
     0.3,
@@ -204,6 +245,11 @@ export const stateSchema = z.strictObject({
 });
 
 const clientRpm = z.optional(positive());
+const clientName = z.optional(
+  z
+    .string('expected a name')
+    .check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'expected 1-64 letters, digits, ., _, @ or -')),
+);
 
 /**
  * A client token: plain (local config), `{ token, rpm }`, or `{ sha256, rpm }` where only the token's
@@ -214,15 +260,20 @@ const clientTokenSchema = z.union(
     nonEmpty('expected a non-empty token'),
     z.strictObject({
       token: nonEmpty('expected a non-empty token'),
+      /** Who the client is, for logs and usage (never the token). */
+      name: clientName,
       /** Requests per minute this client may make, across every instance. */
       rpm: clientRpm,
     }),
     z.strictObject({
       sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/i, 'expected 64 hex digits')),
+      name: clientName,
       rpm: clientRpm,
+      /** When the token was made (ISO 8601), as the CLI records it. */
+      created: z.optional(z.string('expected a date')),
     }),
   ],
-  'expected a token, { token, rpm } or { sha256, rpm }',
+  'expected a token, { token, name, rpm } or { sha256, name, rpm }',
 );
 
 /** The whole proxy configuration, as read from YAML (snake_case, like the file). */
@@ -233,6 +284,18 @@ export const configSchema = z.strictObject({
   upstream: withDefault(upstreamSchema, upstreamSchema.parse({})),
   policy: withDefault(policySchema, policySchema.parse({})),
   state: withDefault(stateSchema, stateSchema.parse({})),
+  /**
+   * Opt-in model fallbacks: when no key of any group can serve a model now, the request is served by the
+   * next model of its list (in order). Never on a client error; a client opts out per request.
+   */
+  fallbacks: withDefault(
+    z.record(
+      modelName(),
+      z.array(modelName(), 'expected a list of models'),
+      'expected a mapping of model to models',
+    ),
+    {},
+  ),
 });
 
 export type ProxyConfig = z.output<typeof configSchema>;

@@ -95,7 +95,7 @@ export class Forwarder {
           model: job.model,
           now: now(),
           exclude,
-          limits: group.limits,
+          limits: group.limitsFor(job.model),
           client,
           health: health.selection,
         });

@@ -1,6 +1,6 @@
 /** Key groups as the forwarder uses them, where their requests go, and the request each call sends. */
 import { configuredKeys } from '../config/derived.js';
-import type { GroupConfig, ProxyConfig } from '../config/schema.js';
+import type { GroupConfig, GroupLimits, LimitValues, ProxyConfig } from '../config/schema.js';
 import { keyId } from '../credentials.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProxyRequest, UpstreamRequest } from '../http.js';
@@ -18,7 +18,8 @@ export interface KeyGroup {
   /** Keys in rotation order with their quota budgets. */
   readonly refs: readonly KeyRef[];
   readonly keyIds: readonly string[];
-  readonly limits: QuotaLimits | undefined;
+  /** The configured quota for a model (its own entry, else the group's default); undefined: none. */
+  readonly limitsFor: (model: string) => QuotaLimits | undefined;
   /** The group's outbound proxy (its own, else `upstream.proxy_url`); undefined: direct. */
   readonly proxy: ProxyEndpoint | undefined;
 }
@@ -57,12 +58,21 @@ export function buildGroup(group: GroupConfig, upstream: ProxyConfig['upstream']
     keys,
     refs,
     keyIds: refs.map((r) => r.keyId),
-    limits:
-      group.limits === undefined || !hasLimits(group.limits)
-        ? undefined
-        : { rpm: group.limits.rpm, rpd: group.limits.rpd, windowMs: group.limits.rpm_window_ms },
+    limitsFor: configuredLimits(group.limits),
     proxy: group.proxy_url ?? upstream.proxy_url,
   };
+}
+
+/** A group's configured limits by model: a model's own entry, else `default`; none when they limit nothing. */
+function configuredLimits(limits: GroupLimits | undefined): (model: string) => QuotaLimits | undefined {
+  if (limits === undefined) return () => undefined;
+  const toQuota = (l: LimitValues): QuotaLimits | undefined => {
+    const quota = { rpm: l.rpm, tpm: l.tpm, rpd: l.rpd, windowMs: l.rpm_window_ms };
+    return hasLimits(quota) ? quota : undefined;
+  };
+  const fallback = toQuota(limits.default);
+  const byModel = new Map(Object.entries(limits.models).map(([m, l]) => [normalizeModel(m), toQuota(l)]));
+  return (model) => (byModel.has(model) ? byModel.get(model) : fallback);
 }
 
 /**

@@ -215,7 +215,8 @@ export class KeyAttempt {
     if (!attempts.mayCall(this.target).go) return 'rotate';
     attempts.retries++;
     if (!(await sleep(delayMs, true, { signal: attempts.signal }).catch(() => false))) return 'cancelled';
-    if (group.limits === undefined) return 'go';
+    const limits = group.limitsFor(this.job.model);
+    if (limits === undefined) return 'go';
     const ref = group.refs.find((r) => r.keyId === keyId)!;
     const claim = await attempts.acquire({
       group: group.name,
@@ -223,7 +224,7 @@ export class KeyAttempt {
       model: this.job.model,
       now: this.deps.now(),
       exclude: new Set(),
-      limits: group.limits,
+      limits,
       retry: true,
     });
     return claim.kind === 'key' ? 'go' : 'rotate';

@@ -6,8 +6,11 @@
 
 /** A key as selection sees it: usable, found invalid upstream, or switched off by the operator. */
 export type KeyStatus = 'active' | 'invalid' | 'disabled';
-/** Why a key×model is cooling: per-minute/short quota, daily quota, quota with no details, transient errors, operator. */
-export type CooldownCause = 'rpm' | 'rpd' | 'quota' | 'transient' | 'operator';
+/**
+ * Why a key×model is cooling: per-minute requests, per-minute input tokens, daily quota, quota with no
+ * details, the model not in the project's tier at all (`limit: 0`), transient errors, operator.
+ */
+export type CooldownCause = 'rpm' | 'tpm' | 'rpd' | 'quota' | 'unavailable' | 'transient' | 'operator';
 
 export interface Cooldown {
   /** Epoch ms until which the key must not serve the model. */
@@ -39,7 +42,9 @@ export interface KeyRef {
 export interface QuotaLimits {
   readonly rpm?: number | undefined;
   readonly rpd?: number | undefined;
-  /** Length of the rpm window in ms (default a minute). */
+  /** Input tokens per minute window. */
+  readonly tpm?: number | undefined;
+  /** Length of the rpm (and tpm) window in ms (default a minute). */
   readonly windowMs?: number | undefined;
 }
 

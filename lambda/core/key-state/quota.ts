@@ -67,5 +67,7 @@ function countsAt(counts: WindowCounts | undefined, now: number, windowMs: numbe
 
 /** True when the limits constrain anything. */
 export function hasLimits(limits: QuotaLimits | undefined): limits is QuotaLimits {
-  return limits !== undefined && (limits.rpm !== undefined || limits.rpd !== undefined);
+  return (
+    limits !== undefined && (limits.rpm !== undefined || limits.rpd !== undefined || limits.tpm !== undefined)
+  );
 }
