@@ -14,6 +14,12 @@ export interface RequestMetrics {
   /** The proxy's own refusal, if it answered without passing on a Gemini answer. */
   readonly refusal:
     | 'keys_exhausted'
+    /** Every key of every group is invalid, disabled or parked for the model: none configured can serve it. */
+    | 'no_usable_keys'
+    /** Every key that could serve the model is parked for it: Gemini reported `limit: 0` (not in the tier). */
+    | 'model_unavailable'
+    /** The request's estimated input tokens exceed a whole window's token budget of every key. */
+    | 'over_token_budget'
     | 'circuit_open'
     | 'client_rate_limited'
     | 'state_unavailable'
