@@ -50,13 +50,26 @@ export class Forwarder {
       circuitRetryAt: undefined,
       stateRetryAt: undefined,
       waitedMs: 0,
+      parked: false,
+      overTpm: undefined,
+      metric: undefined,
     };
     for (;;) {
       const ending = await this.tryGroups(job, attempts, blocked);
       if (ending !== undefined) return ending;
       const clientGone = job.request.signal.aborted;
-      const next = whenNoKeyAnswered(attempts, clientGone, blocked, this.deps.now(), this.deps.config.policy);
-      if (!('waitMs' in next)) return next;
+      const next = whenNoKeyAnswered(
+        attempts,
+        clientGone,
+        blocked,
+        this.deps.now(),
+        this.deps.config.policy,
+        job,
+      );
+      if (!('waitMs' in next)) {
+        if (next.refusal === 'keys_exhausted' && blocked.quota) attempts.budgetRefusal = blocked.metric;
+        return next;
+      }
       blocked.waitedMs += next.waitMs;
       if (!(await sleep(next.waitMs, true, { signal: attempts.signal }).catch(() => false))) {
         return { response: cancelled(job.request.signal.aborted) };
@@ -76,6 +89,8 @@ export class Forwarder {
     const { config, now, health } = this.deps;
     const exclude = new Set<string>();
     blocked.soonest = undefined;
+    blocked.parked = false;
+    blocked.overTpm = undefined;
     for (const group of job.groups) {
       const target = targetOf(job.target, group, config.upstream);
       for (;;) {
@@ -96,6 +111,7 @@ export class Forwarder {
           now: now(),
           exclude,
           limits: group.limitsFor(job.model),
+          tokens: job.tokens,
           client,
           health: health.selection,
         });
@@ -113,8 +129,13 @@ export class Forwarder {
         }
         if (acquisition.kind === 'unavailable') {
           if (acquisition.retryAt !== undefined) {
+            if (acquisition.retryAt < (blocked.soonest ?? Infinity)) blocked.metric = acquisition.metric;
             blocked.soonest = Math.min(blocked.soonest ?? Infinity, acquisition.retryAt);
             if (acquisition.cause === 'quota') blocked.quota = true;
+          }
+          if (acquisition.parked === true) blocked.parked = true;
+          if (acquisition.overTpm !== undefined) {
+            blocked.overTpm = Math.max(blocked.overTpm ?? 0, acquisition.overTpm);
           }
           break;
         }
@@ -122,7 +143,8 @@ export class Forwarder {
         exclude.add(keyId);
         attempts.group = group.name;
         attempts.keyId = keyId;
-        const result = await new KeyAttempt(this.deps, job, attempts, group, target, keyId).run();
+        const attempt = new KeyAttempt(this.deps, job, attempts, group, target, keyId, acquisition.claim);
+        const result = await attempt.run();
         if (result !== ROTATE) return result;
       }
     }
