@@ -2,6 +2,15 @@
 // Error shapes follow /work/shared/FIELD-NOTES.md "Gemini API". Node built-ins only; never logs.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  countInputTokens,
+  type PlanUsage,
+  type QuotaPlan,
+  QuotaPlanner,
+  type QuotaRefusal,
+} from './fake-gemini-plan.js';
+
+export type { ModelQuota, PlanUsage, QuotaPlan, QuotaRefusal } from './fake-gemini-plan.js';
 
 export type DeadReason =
   | 'API_KEY_INVALID'
@@ -56,6 +65,15 @@ export interface FakeGemini {
   readonly openAiBase: string;
   readonly calls: RecordedCall[];
   setQuota(key: string, rule: QuotaRule): void;
+  /**
+   * Gemini's own quotas, per project × model (see QuotaPlan). Replaces the plan, keeping the counts of
+   * the current windows; `reset()` clears it. Counts generation and embedding calls, not countTokens.
+   */
+  setPlan(plan: QuotaPlan): void;
+  /** One entry per 429 the plan produced. */
+  readonly quotaRefusals: QuotaRefusal[];
+  /** The plan's counts for `project` (a key not in a project is its own) × bare `model`, now. */
+  usageOf(project: string, model: string): PlanUsage;
   killKey(key: string, reason: DeadReason): void;
   failNext(key: string, count: number, status?: number): void;
   respondNext(key: string | '*', response: ScriptedResponse): void;
@@ -81,7 +99,6 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const bareModel = (model: string) => model.replace(/^models\//, '');
-const estimateTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4));
 const vector = (text: string) =>
   Array.from({ length: 8 }, (_, i) => ((text.length * 7 + i * 13) % 100) / 100);
 const chunkText = (i: number) => ['Hello', ' from', ' fake', ' Gemini'][i] ?? ` #${i}`;
@@ -177,6 +194,7 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
   const options: FakeGeminiOptions = { ...initial, keys: [...initial.keys] };
   const calls: RecordedCall[] = [];
   const quotas = new Map<string, QuotaState[]>();
+  const planner = new QuotaPlanner();
   const deadKeys = new Map<string, DeadReason>();
   const failures = new Map<string, { remaining: number; status: number }>();
   const scripted = new Map<string, ScriptedResponse[]>();
@@ -293,7 +311,8 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       return send(failure.status, transientError(failure.status));
     }
 
-    // 3. Quota: fixed windows per (key, model, rule); only requests that pass are counted.
+    // 3. Quota: fixed windows per (key, model, rule), then the plan; only requests that pass are counted.
+    const promptTokens = countInputTokens(body, planner.plan?.tokenFactor);
     if (model !== undefined) {
       const m = bareModel(model);
       const now = Date.now();
@@ -310,6 +329,11 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
         const w = windowOf(q);
         if (w.count >= q.rule.limit) return send(429, quotaError(q.rule, m, w.start + q.rule.windowMs - now));
       }
+      // The plan, as Gemini counts: countTokens spends no generation quota.
+      if (nativeMethod !== 'countTokens') {
+        const refusal = planner.admit(key, m, promptTokens, performance.timeOrigin + performance.now());
+        if (refusal !== undefined) return send(429, refusal);
+      }
       for (const q of rules) windowOf(q).count++;
     }
 
@@ -321,7 +345,6 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
     }
     const chunks = options.streamChunks ?? 5;
     const dieAfter = streamRoute && take(midStream, key) ? 2 : undefined;
-    const promptTokens = estimateTokens(raw);
     const created = Math.floor(Date.now() / 1000);
     const id = `fake-${++seq}`;
 
@@ -436,6 +459,11 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       return aborted;
     },
     setQuota: (key, rule) => void quotas.set(key, [...(quotas.get(key) ?? []), { rule, windows: new Map() }]),
+    setPlan: (plan) => {
+      planner.plan = plan;
+    },
+    quotaRefusals: planner.refusals,
+    usageOf: (project, model) => planner.usageOf(project, bareModel(model)),
     killKey: (key, reason) => void deadKeys.set(key, reason),
     failNext: (key, count, status = 503) =>
       void (count > 0 && failures.set(key, { remaining: count, status })),
@@ -448,6 +476,7 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       calls.length = 0;
       aborted = 0;
       for (const m of [quotas, deadKeys, failures, scripted, poisons, midStream, hangs]) m.clear();
+      planner.reset();
     },
     close() {
       closing = true;
