@@ -237,6 +237,7 @@ export class GeminiProxy {
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       generation,
+      tokens: generation === undefined ? 0 : Math.ceil(body.byteLength / 4),
     });
   }
 

@@ -36,6 +36,12 @@ export interface QuotaRule {
   model?: string;
   retryDelay?: string;
   omitDetails?: boolean;
+  /**
+   * Name the limit in the message (`limit: N`), as Gemini does. Off by default for these per-key rules: a
+   * rule's window is the test's, not Gemini's minute, so a proxy learning it would hold the key to N a
+   * minute (and `limit: 0` would park it as not in the tier). The quota plan (`setPlan`) always names them.
+   */
+  reportLimit?: boolean;
 }
 export interface ScriptedResponse {
   status: number;
@@ -148,7 +154,7 @@ function quotaError(rule: QuotaRule, model: string, msLeft: number) {
   const message =
     'You exceeded your current quota, please check your plan and billing details. For more information on this ' +
     'error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n' +
-    `* Quota exceeded for metric: ${metric}, limit: ${rule.limit}, model: ${model}\nPlease retry in ${retryDelay}.`;
+    `* Quota exceeded for metric: ${metric}${rule.reportLimit ? `, limit: ${rule.limit}` : ''}, model: ${model}\nPlease retry in ${retryDelay}.`;
   return geminiError(429, 'RESOURCE_EXHAUSTED', message, [
     {
       '@type': 'type.googleapis.com/google.rpc.QuotaFailure',

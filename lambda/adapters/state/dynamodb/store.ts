@@ -213,7 +213,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       for (const k of keys) {
         const limits = skip.has(k.keyId) ? undefined : this.limitsOf(cache, request, k);
         if (limits === undefined) continue;
-        const full = this.budgets.fullFor(k.budget, model, now);
+        const full = this.budgets.fullFor(k.budget, model, now, limits);
         if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
         else if (full !== undefined) {
           skip.add(k.keyId);
