@@ -29,6 +29,11 @@ export interface RecordedCall {
   headers: Record<string, string | string[] | undefined>;
   status: number; // 0 while unanswered (e.g. hung or destroyed mid-stream before headers)
 }
+/**
+ * A per-key request quota (the older, simpler tool; `setPlan` models Gemini's own quotas). It models a
+ * quota that gets spent: `limit: 0` refuses every call, and its 429 then states no limit (a stated
+ * `limit: 0` would say the model is not in the tier, which the plan models).
+ */
 export interface QuotaRule {
   limit: number;
   windowMs: number;
@@ -148,7 +153,10 @@ function quotaError(rule: QuotaRule, model: string, msLeft: number) {
   const message =
     'You exceeded your current quota, please check your plan and billing details. For more information on this ' +
     'error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n' +
-    `* Quota exceeded for metric: ${metric}, limit: ${rule.limit}, model: ${model}\nPlease retry in ${retryDelay}.`;
+    (rule.limit > 0
+      ? `* Quota exceeded for metric: ${metric}, limit: ${rule.limit}, model: ${model}\n`
+      : '') +
+    `Please retry in ${retryDelay}.`;
   return geminiError(429, 'RESOURCE_EXHAUSTED', message, [
     {
       '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
