@@ -29,6 +29,11 @@ export interface RecordedCall {
   headers: Record<string, string | string[] | undefined>;
   status: number; // 0 while unanswered (e.g. hung or destroyed mid-stream before headers)
 }
+/**
+ * A per-key request quota (the older, simpler tool; `setPlan` models Gemini's own quotas). It models a
+ * quota that gets spent: `limit: 0` refuses every call, and its 429 then states no limit (a stated
+ * `limit: 0` would say the model is not in the tier, which the plan models).
+ */
 export interface QuotaRule {
   limit: number;
   windowMs: number;
