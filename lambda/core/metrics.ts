@@ -29,6 +29,12 @@ export interface RequestMetrics {
   readonly outputTokens?: number | undefined;
   /** Upstream circuits open on this instance when the request ended. */
   readonly openCircuits?: number | undefined;
+  /** Keys this request parked for its model because Gemini reported `limit: 0`. */
+  readonly unavailableParks?: number | undefined;
+  /** Limits this request learned from Gemini's 429s. */
+  readonly limitsLearned?: number | undefined;
+  /** With `refusal: keys_exhausted` from budgets: the limit (configured or learned) that was spent. */
+  readonly budgetRefusal?: 'rpm' | 'tpm' | 'rpd' | undefined;
 }
 
 /** Receives each request's metrics when the request ends (for a stream: when the stream ends). */

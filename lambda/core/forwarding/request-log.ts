@@ -13,6 +13,10 @@ export interface ForwardFacts {
   readonly timeToFirstByteMs?: number | undefined;
   readonly refusal?: RequestMetrics['refusal'];
   readonly tokens?: { readonly input: number; readonly output: number } | undefined;
+  /** Keys parked, limits learned, and the budget limit behind a quota refusal (see `RequestMetrics`). */
+  readonly parks?: number;
+  readonly limitsLearned?: number;
+  readonly budgetRefusal?: RequestMetrics['budgetRefusal'];
   /** The group and key of the last call. */
   readonly group?: string | undefined;
   readonly keyId?: string | undefined;
@@ -76,6 +80,8 @@ export class RequestLog {
         streamError: sent.streamError,
         inputTokens: sent.facts.tokens?.input,
         outputTokens: sent.facts.tokens?.output,
+        refusal: sent.facts.refusal,
+        budgetRefusal: sent.facts.budgetRefusal,
       }),
     });
     this.deps.metrics.record({
@@ -92,6 +98,9 @@ export class RequestLog {
         inputTokens: facts.tokens?.input,
         outputTokens: facts.tokens?.output,
         openCircuits: this.deps.openCircuits(),
+        unavailableParks: facts.parks,
+        limitsLearned: facts.limitsLearned,
+        budgetRefusal: facts.budgetRefusal,
       }),
     });
   }
