@@ -10,10 +10,14 @@ const PRO = 'gemini-2.5-pro';
 /** A "minute" short enough for a test, long enough that a burst of requests stays inside one. */
 const WINDOW_MS = 3000;
 
-/** Each key its own Google project, named after its index: `p0` … `p3`. */
-const projectGroups = (fake: FakeGemini, limits?: Record<string, unknown>) => [
+let groupSeq = 0;
+/**
+ * One group (named anew for each test: tests share a DynamoDB table), each key its own Google project,
+ * named after its index: `p0` … `p3`.
+ */
+const projectGroups = (fake: FakeGemini, limits?: Record<string, unknown>, name = `g${++groupSeq}`) => [
   {
-    name: 'primary',
+    name,
     api_keys: KEYS.map((key, i) => ({ key, project: `p${i}` })),
     target_url: fake.openAiBase,
     ...(limits && { limits }),
@@ -71,7 +75,9 @@ describe.each([
 
       // Assess: at most one wasted call per other key; every later pro call went to key 3
       expect(h.fake.quotaRefusals.length).toBeLessThanOrEqual(3);
-      expect(proCalls.slice(3).every((c) => c.key === KEYS[3])).toBe(true);
+      for (const i of [0, 1, 2])
+        expect(proCalls.filter((c) => c.key === KEYS[i]).length).toBeLessThanOrEqual(1);
+      expect(proCalls.filter((c) => c.key === KEYS[3])).toHaveLength(12);
       const flashKeys = new Set(h.fake.calls.filter((c) => c.model === FLASH).map((c) => c.key));
       expect(flashKeys.size).toBe(4);
       const body = await detailed(h);
@@ -138,7 +144,9 @@ describe.each([
 
       // Assess
       expect(first.filter((r) => r.status === 200)).toHaveLength(6);
-      expect(refusalsAfterFirst).toBeLessThanOrEqual(2);
+      // Concurrent requests meet the limit together before it is learned: a few 429s, once.
+      expect(refusalsAfterFirst).toBeGreaterThan(0);
+      expect(refusalsAfterFirst).toBeLessThanOrEqual(4);
       expect(second.filter((r) => r.status === 200)).toHaveLength(6);
       expect(h.fake.quotaRefusals.length).toBe(refusalsAfterFirst);
       const refused = second.filter((r) => r.status === 429);
@@ -197,14 +205,16 @@ describe.each([
       h.fake.setPlan({ projects, models: { [FLASH]: { tpm: 1000 } }, windowMs: WINDOW_MS, tokenFactor: 0.5 });
 
       await windowStart();
-      const statuses = [];
+      const answers = [];
       for (let i = 0; i < 4; i++) {
-        statuses.push((await postChat(h, prompt(400))).status);
+        answers.push(await postChat(h, prompt(400)));
         await h.server.proxy.settle();
       }
 
-      // Without the refunds only 2 would fit (2 × 400 claimed); Gemini counted about 4 × 200
-      expect(statuses).toEqual([200, 200, 200, 200]);
+      // Each claim is ~420 estimated, ~200 counted. Claims alone fit 2 (840; a third would pass 1,000);
+      // with the refunds, 3 fit (600 + 420 > 1,000 stops the fourth), all without a Gemini 429.
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+      expect(answers[3]!.headers.get('x-upstream-attempts')).toBe('0');
       expect(h.fake.quotaRefusals).toEqual([]);
     } finally {
       await h.close();
@@ -227,11 +237,11 @@ describe('Integration: quota intelligence shared by two proxies on one DynamoDB 
     };
     const one = await startHarness({
       config: state,
-      groups: (fake) => projectGroups(fake, { rpm_window_ms: WINDOW_MS }),
+      groups: (fake) => projectGroups(fake, { rpm_window_ms: WINDOW_MS }, 'shared'),
     });
     const two = await startHarness({
       config: state,
-      groups: () => projectGroups(one.fake, { rpm_window_ms: WINDOW_MS }),
+      groups: () => projectGroups(one.fake, { rpm_window_ms: WINDOW_MS }, 'shared'),
     });
     try {
       one.fake.setPlan({
@@ -258,7 +268,9 @@ describe('Integration: quota intelligence shared by two proxies on one DynamoDB 
       expect(refusalsOfOne).toBeGreaterThan(0);
       expect(proStatuses.every((s) => s === 200)).toBe(true);
       expect(flashStatuses.filter((s) => s === 200)).toHaveLength(8);
-      expect(one.fake.quotaRefusals.length).toBe(refusalsOfOne);
+      expect(
+        one.fake.quotaRefusals.slice(refusalsOfOne).map((r) => `${r.project} ${r.model} ${r.metrics}`),
+      ).toEqual([]);
       expect(leaks(one)).toEqual([]);
       expect(leaks(two)).toEqual([]);
     } finally {

@@ -271,18 +271,20 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return (num(out?.pos) ?? 1) - 1;
   }
 
-  /** Sets a cooldown if it extends the stored one; this instance then knows the longer of the two. */
+  /**
+   * Sets a cooldown if it extends the stored one. This instance knows it at once (a cooldown only
+   * extends, so what it learnt holds whatever the table says), and the longer stored one after a lost race.
+   */
   private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
     const Key = cooldownItemKey(update.group, update.keyId, update.model);
-    let known = update;
+    this.cached(update);
     try {
       await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
       const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
-      if (stored !== undefined) known = { ...update, cooldown: stored };
+      if (stored !== undefined) this.cached({ ...update, cooldown: stored });
     }
-    this.cached(known);
   }
 
   /**
