@@ -41,6 +41,7 @@ export class EmfMetrics implements MetricsSink {
     add('CircuitOpenRefusals', m.refusal === 'circuit_open' ? 1 : 0);
     add('ClientRateLimited', m.refusal === 'client_rate_limited' ? 1 : 0);
     add('StateUnavailableRefusals', m.refusal === 'state_unavailable' ? 1 : 0);
+    add('FallbacksServed', m.fallback === true ? 1 : 0);
     if (m.inputTokens !== undefined) add('InputTokens', m.inputTokens);
     if (m.outputTokens !== undefined) add('OutputTokens', m.outputTokens);
     if (m.openCircuits !== undefined) add('OpenCircuits', m.openCircuits);

@@ -18,17 +18,47 @@ export interface ForwardFacts {
   readonly keyId?: string | undefined;
 }
 
+/** Gemini calls a request made, as counted in its log line and metrics. */
+export type CallCounts = Pick<ForwardFacts, 'count' | 'retries' | 'upstreamErrors' | 'keyCooldowns'>;
+
 /** A forwarded request as its log line names it. */
 export interface ForwardedRequest {
   readonly request: ProxyRequest;
   readonly started: number;
+  /** The model whose answer the client gets. */
   readonly model: string;
+  /** The client's model, when the answer is another model's (a fallback). */
+  readonly fallbackFrom?: string | undefined;
+  /** Calls made for the other models of a fallback chain, counted with this model's. */
+  readonly earlier?: CallCounts | undefined;
 }
 
 interface Forwarded {
   readonly model: string;
+  readonly fallbackFrom: string | undefined;
   readonly facts: ForwardFacts;
   readonly streamError: string | undefined;
+}
+
+/** `facts` with the calls made for other models of the request added in. */
+function withEarlier(facts: ForwardFacts, earlier: CallCounts | undefined): ForwardFacts {
+  if (earlier === undefined) return facts;
+  const errors = facts.upstreamErrors;
+  return {
+    count: facts.count + earlier.count,
+    retries: facts.retries + earlier.retries,
+    upstreamErrors: {
+      transient: errors.transient + earlier.upstreamErrors.transient,
+      quota: errors.quota + earlier.upstreamErrors.quota,
+      deadKey: errors.deadKey + earlier.upstreamErrors.deadKey,
+    },
+    keyCooldowns: facts.keyCooldowns + earlier.keyCooldowns,
+    timeToFirstByteMs: facts.timeToFirstByteMs,
+    refusal: facts.refusal,
+    tokens: facts.tokens,
+    group: facts.group,
+    keyId: facts.keyId,
+  };
 }
 
 interface RequestLogDeps {
@@ -56,7 +86,12 @@ export class RequestLog {
    * saying why if it ended early).
    */
   forwarded(job: ForwardedRequest, status: number, facts: ForwardFacts, streamError?: string): void {
-    this.write(job.request, job.started, status, { model: job.model, facts, streamError });
+    this.write(job.request, job.started, status, {
+      model: job.model,
+      fallbackFrom: job.fallbackFrom,
+      facts: withEarlier(facts, job.earlier),
+      streamError,
+    });
   }
 
   private write(request: ProxyRequest, started: number, status: number, sent: Forwarded | undefined): void {
@@ -73,6 +108,7 @@ export class RequestLog {
         group: sent.facts.group,
         keyId: sent.facts.keyId,
         model: sent.model,
+        fallbackFrom: sent.fallbackFrom,
         streamError: sent.streamError,
         inputTokens: sent.facts.tokens?.input,
         outputTokens: sent.facts.tokens?.output,
@@ -93,6 +129,7 @@ export class RequestLog {
         outputTokens: facts.tokens?.output,
         openCircuits: this.deps.openCircuits(),
       }),
+      fallback: sent?.fallbackFrom !== undefined && status < 400,
     });
   }
 }
