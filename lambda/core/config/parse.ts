@@ -37,6 +37,11 @@ export function issuesError(
   prefix: readonly PropertyKey[] = [],
 ): ConfigError {
   const lines = issues.map((issue) => {
+    // A mapping's bad key is a value (a misplaced API key, say): the path stops at the mapping.
+    if (issue.code === 'invalid_key') {
+      const why = issue.issues[0]?.message ?? issue.message;
+      return `${formatPath([...prefix, ...issue.path.slice(0, -1)])}: a key is not valid (${why})`;
+    }
     const message =
       issue.code === 'unrecognized_keys'
         ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
