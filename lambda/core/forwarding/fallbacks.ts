@@ -9,7 +9,7 @@ import type { RequestMetrics } from '../metrics.js';
 import { normalizeModel } from '../routes.js';
 import type { Attempts, Ending, ForwardJob } from './attempts.js';
 import type { KeyGroup } from './groups.js';
-import type { CallCounts } from './request-log.js';
+import { addCalls, type CallCounts } from './request-log.js';
 import { retarget } from './retarget.js';
 
 /** Response header naming the model whose answer (or refusal) the client got. */
@@ -63,24 +63,15 @@ function retryAfter(turn: ModelTurn): number {
   return Number.isFinite(seconds) ? seconds : Number.POSITIVE_INFINITY;
 }
 
+const NO_CALLS: CallCounts = {
+  count: 0,
+  retries: 0,
+  upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
+  keyCooldowns: 0,
+};
+
 /** What the turns' Gemini calls came to, together. */
-function sum(turns: readonly ModelTurn[]): CallCounts {
-  const total = {
-    count: 0,
-    retries: 0,
-    upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
-    keyCooldowns: 0,
-  };
-  for (const { attempts: a } of turns) {
-    total.count += a.count;
-    total.retries += a.retries;
-    total.keyCooldowns += a.keyCooldowns;
-    total.upstreamErrors.transient += a.upstreamErrors.transient;
-    total.upstreamErrors.quota += a.upstreamErrors.quota;
-    total.upstreamErrors.deadKey += a.upstreamErrors.deadKey;
-  }
-  return total;
-}
+const sum = (turns: readonly ModelTurn[]) => turns.map((t) => t.attempts).reduce(addCalls, NO_CALLS);
 
 /**
  * Serves `job`, then each model of `fallbacks` in order while the last turn ended in a refusal that says

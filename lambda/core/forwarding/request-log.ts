@@ -40,24 +40,18 @@ interface Forwarded {
   readonly streamError: string | undefined;
 }
 
-/** `facts` with the calls made for other models of the request added in. */
-function withEarlier(facts: ForwardFacts, earlier: CallCounts | undefined): ForwardFacts {
-  if (earlier === undefined) return facts;
-  const errors = facts.upstreamErrors;
+/** Two counts of Gemini calls, added up. */
+export function addCalls(a: CallCounts, b: CallCounts): CallCounts {
+  const [e, f] = [a.upstreamErrors, b.upstreamErrors];
   return {
-    count: facts.count + earlier.count,
-    retries: facts.retries + earlier.retries,
+    count: a.count + b.count,
+    retries: a.retries + b.retries,
     upstreamErrors: {
-      transient: errors.transient + earlier.upstreamErrors.transient,
-      quota: errors.quota + earlier.upstreamErrors.quota,
-      deadKey: errors.deadKey + earlier.upstreamErrors.deadKey,
+      transient: e.transient + f.transient,
+      quota: e.quota + f.quota,
+      deadKey: e.deadKey + f.deadKey,
     },
-    keyCooldowns: facts.keyCooldowns + earlier.keyCooldowns,
-    timeToFirstByteMs: facts.timeToFirstByteMs,
-    refusal: facts.refusal,
-    tokens: facts.tokens,
-    group: facts.group,
-    keyId: facts.keyId,
+    keyCooldowns: a.keyCooldowns + b.keyCooldowns,
   };
 }
 
@@ -89,7 +83,8 @@ export class RequestLog {
     this.write(job.request, job.started, status, {
       model: job.model,
       fallbackFrom: job.fallbackFrom,
-      facts: withEarlier(facts, job.earlier),
+      // The calls made for the other models of a fallback chain count too.
+      facts: job.earlier === undefined ? facts : { ...facts, ...addCalls(facts, job.earlier) },
       streamError,
     });
   }
