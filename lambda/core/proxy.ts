@@ -242,7 +242,9 @@ export class GeminiProxy {
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       generation,
     };
-    return this.forwarder.forward(job, this.fallbacksFor(model, request));
+    // Only a generation moves to another model: another model's embedding (another vector space), token
+    // count or description would be a wrong answer, not a fallback.
+    return this.forwarder.forward(job, generation === undefined ? [] : this.fallbacksFor(model, request));
   }
 
   /** A model Gemini lists (or may: the list isn't read yet) or a group names. */

@@ -229,6 +229,23 @@ describe('Integration: model fallbacks', () => {
     expect(harness.metrics[0]).toMatchObject({ status: 400, fallback: false, refusal: undefined });
   });
 
+  it('moves only generations: embeddings and token counts get their own model’s refusal', async () => {
+    // Prepare
+    const harness = await start({ [PRO]: [FLASH] });
+    coolPro(harness);
+    await nativeCall(harness, PRO, 'generateContent');
+    harness.fake.reset();
+
+    // Act
+    const embedding = await nativeCall(harness, PRO, 'embedContent');
+    const count = await nativeCall(harness, PRO, 'countTokens');
+
+    // Assess
+    expect([embedding.status, embedding.headers.get('x-gemini-model')]).toEqual([429, PRO]);
+    expect([count.status, count.headers.get('x-gemini-model')]).toEqual([429, PRO]);
+    expect(harness.fake.calls).toEqual([]);
+  });
+
   it('falls back when no key of the model is usable at all', async () => {
     // Prepare
     const harness = await start({ [PRO]: [FLASH] });
