@@ -49,6 +49,7 @@ export class EmfMetrics implements MetricsSink {
     add('BudgetRefusalsRpd', m.budgetRefusal === 'rpd' ? 1 : 0);
     add('UnavailableParks', m.unavailableParks ?? 0);
     add('LimitsLearned', m.limitsLearned ?? 0);
+    add('FallbacksServed', m.fallback === true ? 1 : 0);
     if (m.inputTokens !== undefined) add('InputTokens', m.inputTokens);
     if (m.outputTokens !== undefined) add('OutputTokens', m.outputTokens);
     if (m.openCircuits !== undefined) add('OpenCircuits', m.openCircuits);

@@ -27,6 +27,8 @@ export interface RequestMetrics {
   /** Tokens from Gemini's `usage`, when the answer reported them. */
   readonly inputTokens?: number | undefined;
   readonly outputTokens?: number | undefined;
+  /** A model of the client's model's fallback chain answered it (status below 400), not the client's model. */
+  readonly fallback?: boolean | undefined;
   /** Upstream circuits open on this instance when the request ended. */
   readonly openCircuits?: number | undefined;
   /** Keys this request parked for its model because Gemini reported `limit: 0`. */
