@@ -73,6 +73,9 @@ export type EstimateTarget =
 /** Escaped keys (`"cont\u0065nts"`) are decoded, up to this many per body; past it the body counts bytes / 4. */
 const MAX_ESCAPED_KEYS = 4096;
 
+const VALUE = 0;
+const KEY = 1;
+const AFTER = 2;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const isWhitespace = (b: number | undefined) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
@@ -152,7 +155,7 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
     return end;
   };
   const closeContainer = (depth: number, end: number) => {
-    if (rawFrom[depth]! >= 0) chars += end - rawFrom[depth]!;
+    if (rawFrom[depth]! >= 0) chars += textLength(bytes, rawFrom[depth]!, end, false);
     const role = roles[depth];
     if ((role === AUDIO || role === BLOB) && dataFrom[depth]! >= 0) {
       const data = new Base64Data(bytes, dataFrom[depth]!, dataTo[depth]!, dataEscaped[depth] === 1);
@@ -160,7 +163,7 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
     } else if (role === FILE_REF) tokens += fileReferenceTokens(kinds[depth]);
   };
   const onString = (role: number, start: number, end: number, depth: number) => {
-    if (role === RAW) chars += end - start + 2;
+    if (role === RAW) chars += textLength(bytes, start, end, false) + 2;
     else if (role === IMAGE || role === FILE)
       tokens += urlTokens(bytes, start, end, escaped, role === IMAGE ? 'image' : 'data');
     else if (role === FILE_ID) tokens += fileReferenceTokens(undefined);
@@ -174,21 +177,22 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
 
   let i = n >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   let depth = 0;
-  let expect: 'value' | 'key' | 'after' = 'value';
+  /** What comes next: a value, a key, or what follows a value (`,` or a closing bracket). */
+  let expect = VALUE;
   let role = root;
   for (;;) {
     while (isWhitespace(bytes[i])) i++;
-    if (expect === 'after') {
+    if (expect === AFTER) {
       if (depth === 0) return i === n ? Math.ceil(chars / 4) + tokens : undefined;
       const b = bytes[i++];
       if (b === 0x2c) {
-        expect = isArray[depth] ? 'value' : 'key';
+        expect = isArray[depth] ? VALUE : KEY;
         role = roles[depth]!;
       } else if (b === (isArray[depth] ? 0x5d : 0x7d)) closeContainer(depth--, i);
       else return undefined;
       continue;
     }
-    if (expect === 'key') {
+    if (expect === KEY) {
       if (bytes[i] !== QUOTE) return undefined;
       const end = stringEnd(i + 1);
       if (end < 0) return undefined;
@@ -198,7 +202,7 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
       i = end + 1;
       while (isWhitespace(bytes[i])) i++;
       if (bytes[i++] !== 0x3a) return undefined;
-      expect = 'value';
+      expect = VALUE;
       continue;
     }
     const b = bytes[i];
@@ -209,15 +213,17 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
       isArray[depth] = array ? 1 : 0;
       roles[depth] = containerRole(role, array);
       rawFrom[depth] = role === RAW ? i : -1;
-      kinds[depth] = role === AUDIO ? 'audio' : undefined;
-      dataFrom[depth] = -1;
+      if (role === AUDIO || role === BLOB || role === FILE) {
+        kinds[depth] = role === AUDIO ? 'audio' : undefined;
+        dataFrom[depth] = -1;
+      }
       i++;
       while (isWhitespace(bytes[i])) i++;
       if (bytes[i] === (array ? 0x5d : 0x7d)) {
         closeContainer(depth--, ++i);
-        expect = 'after';
+        expect = AFTER;
       } else {
-        expect = array ? 'value' : 'key';
+        expect = array ? VALUE : KEY;
         role = roles[depth]!;
       }
       continue;
@@ -236,6 +242,6 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
       if (role === RAW) chars += i - start;
       else if (role === PROMPT && isNumberByte(b)) tokens++;
     }
-    expect = 'after';
+    expect = AFTER;
   }
 }
