@@ -27,6 +27,9 @@ DIGITS[0x5f] = 63; // _
 export class Base64Data {
   /** Decoded size in bytes (from the text's length: exact unless the text holds escapes). */
   readonly byteLength: number;
+  /** For escaped text: the bytes decoded so far from the start, and how many were asked for. */
+  private prefix: Uint8Array | undefined;
+  private prefixSize = 0;
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -44,9 +47,18 @@ export class Base64Data {
   read(offset: number, length: number): Uint8Array {
     if (offset < 0 || length <= 0 || offset >= this.byteLength) return new Uint8Array(0);
     if (this.escaped) {
-      if (offset + length > MAX_ESCAPED_READ) return new Uint8Array(0);
-      const out = new Uint8Array(offset + length);
-      return out.subarray(offset, this.decode(this.start, out));
+      // Decoded in order from the start, into a prefix that doubles as needed (so hops cost it once).
+      const need = offset + length;
+      if (need > MAX_ESCAPED_READ) return new Uint8Array(0);
+      if (
+        this.prefix === undefined ||
+        (this.prefix.length < need && this.prefix.length === this.prefixSize)
+      ) {
+        this.prefixSize = Math.min(Math.max(need, 2 * this.prefixSize, 64), MAX_ESCAPED_READ);
+        const out = new Uint8Array(this.prefixSize);
+        this.prefix = out.subarray(0, this.decode(this.start, out));
+      }
+      return this.prefix.subarray(offset, need);
     }
     const skip = offset % 3;
     const from = this.start + ((offset - skip) / 3) * 4;
