@@ -138,8 +138,9 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
   /** Index of the closing quote of the string whose content starts at `from`, or -1. */
   const stringEnd = (from: number): number => {
     escaped = false;
+    // Each search starts past the last one's find: linear however many escapes the string holds.
+    let quote = bytes.indexOf(QUOTE, from);
     for (;;) {
-      const quote = bytes.indexOf(QUOTE, from);
       if (quote < 0) return -1;
       if (nextBackslash < from) {
         nextBackslash = bytes.indexOf(BACKSLASH, from);
@@ -148,6 +149,7 @@ function walk(bytes: Uint8Array, root: number): number | undefined {
       if (nextBackslash > quote) return quote;
       escaped = true;
       from = nextBackslash + 2;
+      if (from > quote) quote = bytes.indexOf(QUOTE, from);
     }
   };
   /** stringEnd that also counts the string's characters (UTF-16 units, as JavaScript counts them). */
