@@ -37,7 +37,8 @@
  * Cost: one pass over the body that builds no JSON and allocates nothing for plain values, plus a few
  * hundred decoded bytes per media item (never a whole payload); linear in the body, never throws. About
  * 2 ms per MiB of text and under 1 ms per MiB of inline images; 10 ms per MiB for the densest structure
- * (`test/bench/token-estimate.ts`).
+ * (`test/bench/token-estimate.ts`); about 20 ms per MiB for base64 written with escaped slashes (`\/`),
+ * which is decoded in order up to the header (at most 64 KiB per item).
  */
 import { MAX_JSON_DEPTH } from './json-fields.js';
 import { Base64Data } from './media-headers.js';
