@@ -195,6 +195,13 @@ describe('Function: estimateInputTokens', () => {
       expect(estimate(generate, `{"contents":[{"parts":[{"text":"${'\\u00e9'.repeat(400)}"}]}]}`)).toBe(100);
     });
 
+    it('reads one long message full of escapes in one pass', () => {
+      // No quote in it: each escape must not send a search for the closing quote to the end of the body.
+      const line = `${'a'.repeat(30)}\n\t\\/`;
+      const body = { model: 'm', messages: [{ role: 'user', content: line.repeat(200_000) }] };
+      expect(estimate(chat, body)).toBe((line.length * 200_000) / 4);
+    });
+
     it('does not count labels and identifiers as text', () => {
       const id = 'x'.repeat(4000);
       const body = {
