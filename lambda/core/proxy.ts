@@ -19,6 +19,7 @@ import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
+import { estimateInputTokens } from './token-estimate.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -241,7 +242,8 @@ export class GeminiProxy {
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       generation,
-      tokens: generation === undefined ? 0 : Math.ceil(body.byteLength / 4),
+      // Input tokens, estimated: claimed where a token budget (configured or learned) applies.
+      tokens: generation === undefined ? 0 : estimateInputTokens(route, body),
     };
     // Only a generation moves to another model: another model's embedding (another vector space), token
     // count or description would be a wrong answer, not a fallback.

@@ -206,15 +206,15 @@ describe.each([
 
       await windowStart();
       const answers = [];
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 5; i++) {
         answers.push(await postChat(h, prompt(400)));
         await h.server.proxy.settle();
       }
 
-      // Each claim is ~420 estimated, ~200 counted. Claims alone fit 2 (840; a third would pass 1,000);
-      // with the refunds, 3 fit (600 + 420 > 1,000 stops the fourth), all without a Gemini 429.
-      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 429]);
-      expect(answers[3]!.headers.get('x-upstream-attempts')).toBe('0');
+      // Each claim is 400 estimated, 200 counted. Claims alone fit 2 (a third would pass 1,000); with the
+      // refunds, 4 fit (600 + 400), and the fifth (800 + 400) waits: all without a Gemini 429.
+      expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 429]);
+      expect(answers[4]!.headers.get('x-upstream-attempts')).toBe('0');
       expect(h.fake.quotaRefusals).toEqual([]);
     } finally {
       await h.close();
