@@ -142,6 +142,10 @@ const serverSchema = z
     idle_timeout_ms: withDefault(positive(), 65_000),
     /** How long writes to a client that stopped reading may stay blocked before the connection is dropped. */
     write_stall_timeout_ms: withDefault(positive(), 60_000),
+    /** Port of the token-less Prometheus `/metrics` listener (local server): absent, none; 0, any free port. */
+    metrics_port: z.optional(int(z.gte(0, 'expected 0-65535'), z.lte(65535, 'expected 0-65535'))),
+    /** Its address: loopback, or a private interface only Prometheus reaches. */
+    metrics_host: withDefault(nonEmpty('expected a host'), '127.0.0.1'),
   })
   .check(
     z.refine((s) => s.header_timeout_ms <= s.request_receive_timeout_ms, {
