@@ -1,7 +1,12 @@
 /** What one request did, as numbers: the entry decides where they go (CloudWatch EMF on Lambda). */
 export interface RequestMetrics {
-  /** Low-cardinality only: the group, never a model name or a key. */
+  /** The group of the last Gemini call ('' when none was made); never a key. */
   readonly group: string;
+  /**
+   * The model of a forwarded request ('' for a call that names none). Bounded: a name Gemini doesn't list
+   * is refused before forwarding (unless `upstream.model_list_ms` is 0). Absent for a request refused earlier.
+   */
+  readonly model?: string | undefined;
   readonly status: number;
   readonly latencyMs: number;
   /** Time until Gemini's response headers, for answers that came from Gemini. */
@@ -46,3 +51,14 @@ export interface MetricsSink {
 
 /** For local runs: metrics go nowhere (the request log line carries the same facts). */
 export const noMetrics: MetricsSink = { record() {} };
+
+/** One sink that hands each record to every sink given (none: {@link noMetrics}). */
+export function everySink(...sinks: ReadonlyArray<MetricsSink | undefined>): MetricsSink {
+  const all = sinks.filter((s) => s !== undefined);
+  if (all.length <= 1) return all[0] ?? noMetrics;
+  return {
+    record(metrics) {
+      for (const sink of all) sink.record(metrics);
+    },
+  };
+}

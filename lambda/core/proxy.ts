@@ -2,7 +2,7 @@ import { BodyTooLargeError, readBody } from './body.js';
 import { configuredKeys, configuredTokens } from './config/derived.js';
 import type { ProxyConfig } from './config/schema.js';
 import { Scrubber, TokenVerifier } from './credentials.js';
-import { detailedHealth } from './detailed-health.js';
+import { type DetailedHealth, detailedHealth } from './detailed-health.js';
 import { type FallbackModel, fallbackChains, fallbacksOff } from './forwarding/fallbacks.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';
@@ -142,6 +142,11 @@ export class GeminiProxy {
     return response;
   }
 
+  /** The pool as `/health/detailed` shows it: each group's keys and counts by state, and the circuits. */
+  describe(): Promise<DetailedHealth> {
+    return detailedHealth(this.groups, this.store, this.health, this.now());
+  }
+
   /** Resolves once every state write started so far has settled (entries await this before ending). */
   settle(): Promise<void> {
     return this.writes.settle();
@@ -182,7 +187,7 @@ export class GeminiProxy {
       return this.refuse(request, started, 401, message, 'invalid_api_key');
     }
     if (route.kind === 'health_detailed') {
-      return json(200, await detailedHealth(this.groups, this.store, this.health, this.now()));
+      return json(200, await this.describe());
     }
     // Refused after the token check: a caller without a token learns nothing but 401.
     if (access?.kind === 'family' && !this.routeFamilies.has(access.family)) {

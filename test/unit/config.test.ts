@@ -42,6 +42,7 @@ describe('Function: parseConfig', () => {
       request_receive_timeout_ms: 30000,
       idle_timeout_ms: 65000,
       write_stall_timeout_ms: 60000,
+      metrics_host: '127.0.0.1',
     });
     expect(config.groups[0]?.target_url).toBe(DEFAULT_TARGET_URL);
     expect(config.policy.transient_retries).toBe(2);

@@ -117,6 +117,7 @@ export class RequestLog {
     });
     this.deps.metrics.record({
       group: facts?.group ?? '',
+      model: sent?.model,
       status,
       latencyMs,
       timeToFirstByteMs: facts?.timeToFirstByteMs,
