@@ -18,6 +18,7 @@ import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
+import type { UsageLedger } from './usage-ledger.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -40,6 +41,11 @@ export interface ProxyDeps {
    * `upstream` settings, which must be the same for each proxy it is given to. @default a new one
    */
   readonly catalog?: ModelCatalog;
+  /**
+   * Where each forwarded request is counted (per day, client, key and model). The entry flushes it, as it
+   * does the store, before an invocation ends. @default none
+   */
+  readonly usage?: UsageLedger;
 }
 
 /** The client's proxy token, from `Authorization: Bearer`, `x-goog-api-key` or `?key=`. */
@@ -101,6 +107,7 @@ export class GeminiProxy {
       metrics: deps.metrics ?? noMetrics,
       now: this.now,
       openCircuits: () => this.health.openCircuits(),
+      usage: deps.usage,
     });
     this.forwarder = new Forwarder({
       config: deps.config,
@@ -236,6 +243,7 @@ export class GeminiProxy {
       groups: this.groupsFor(model),
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
+      caller: client,
       generation,
     });
   }

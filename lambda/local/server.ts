@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
-import { createStateStore } from '../adapters/state/create-state-store.js';
+import { createStateStore, createUsageLedger } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError } from '../core/config/parse.js';
 import type { ProxyConfig } from '../core/config/schema.js';
@@ -16,6 +16,7 @@ import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
+import type { UsageLedger } from '../core/usage-ledger.js';
 import { clientErrorAnswer, foreignSite, rawAnswer } from './guards.js';
 import { drop, toProxyRequest, writeResponse } from './node-http.js';
 
@@ -26,6 +27,8 @@ export interface LocalServerOptions {
   readonly upstream?: UpstreamClient;
   readonly now?: () => number;
   readonly metrics?: MetricsSink;
+  /** @default the ledger beside the store the config names (`createUsageLedger`) */
+  readonly usage?: UsageLedger;
 }
 
 export interface RunningServer {
@@ -42,6 +45,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
   const limits = config.server;
   const upstream = options.upstream ?? new NodeUpstreamClient();
   const store = options.store ?? (await createStateStore(config.state, logger));
+  const usage = options.usage ?? createUsageLedger(config.state, logger);
   const proxy = new GeminiProxy({
     config,
     logger,
@@ -49,6 +53,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     upstream,
     now: options.now,
     metrics: options.metrics,
+    usage,
   });
   const unauthenticated = config.client_tokens.length === 0;
   let port = 0;
@@ -179,7 +184,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       clearInterval(sweep);
       clearTimeout(timer);
       await proxy.settle();
-      await store.flush();
+      await Promise.all([store.flush(), usage.flush()]);
       if (upstream instanceof NodeUpstreamClient) upstream.close();
     },
   };

@@ -9,14 +9,14 @@ import type { Logger } from '../logger.js';
 import type { RequestMetrics } from '../metrics.js';
 import type { StateWrites } from '../state-writes.js';
 import type { KeyGroup, UpstreamCall } from './groups.js';
-import type { ForwardFacts, RequestLog } from './request-log.js';
+import type { ForwardedRequest, ForwardFacts, RequestLog } from './request-log.js';
 
 /** A request the proxy has read, routed and checked, to be served by Gemini with some group's key. */
-export interface ForwardJob extends UpstreamCall {
+export interface ForwardJob extends UpstreamCall, ForwardedRequest {
   readonly model: string;
   readonly groups: readonly KeyGroup[];
   readonly started: number;
-  /** The client's per-minute limit, if it has one. */
+  /** The client's per-minute limit, if it has one (who the client is: `caller`). */
   readonly client: ClientLimit | undefined;
 }
 

@@ -1,7 +1,9 @@
 /** The end of every request, forwarded or refused: its log line and its metrics, built in one place. */
+import type { Caller } from '../credentials.js';
 import type { ProxyRequest } from '../http.js';
 import type { Logger } from '../logger.js';
 import type { MetricsSink, RequestMetrics } from '../metrics.js';
+import type { UsageLedger } from '../usage-ledger.js';
 
 /** What a forwarded request did at Gemini, as its log line and metrics tell it. */
 export interface ForwardFacts {
@@ -23,10 +25,13 @@ export interface ForwardedRequest {
   readonly request: ProxyRequest;
   readonly started: number;
   readonly model: string;
+  /** The client whose token the request carried (none when the proxy runs without tokens). */
+  readonly caller?: Caller | undefined;
 }
 
 interface Forwarded {
   readonly model: string;
+  readonly caller: Caller | undefined;
   readonly facts: ForwardFacts;
   readonly streamError: string | undefined;
 }
@@ -37,6 +42,8 @@ interface RequestLogDeps {
   readonly now: () => number;
   /** Upstream circuits open on this instance, recorded with each forwarded request. */
   readonly openCircuits: () => number;
+  /** Where each forwarded request is counted. @default none */
+  readonly usage?: UsageLedger | undefined;
 }
 
 /**
@@ -53,10 +60,24 @@ export class RequestLog {
 
   /**
    * A forwarded request, once it is answered (a relayed stream: once the stream ends, `streamError`
-   * saying why if it ended early).
+   * saying why if it ended early). Counted in the usage ledger as well.
    */
   forwarded(job: ForwardedRequest, status: number, facts: ForwardFacts, streamError?: string): void {
-    this.write(job.request, job.started, status, { model: job.model, facts, streamError });
+    this.write(job.request, job.started, status, {
+      model: job.model,
+      caller: job.caller,
+      facts,
+      streamError,
+    });
+    this.deps.usage?.add({
+      at: this.deps.now(),
+      client: job.caller,
+      keyId: facts.keyId,
+      model: job.model,
+      status,
+      streamError,
+      tokens: facts.tokens,
+    });
   }
 
   private write(request: ProxyRequest, started: number, status: number, sent: Forwarded | undefined): void {
@@ -69,6 +90,7 @@ export class RequestLog {
       status,
       latencyMs,
       ...(sent && {
+        client: sent.caller?.name ?? sent.caller?.clientId,
         attempts: sent.facts.count,
         group: sent.facts.group,
         keyId: sent.facts.keyId,
