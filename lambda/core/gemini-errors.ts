@@ -1,12 +1,16 @@
 /** Reading Gemini's error bodies and deciding what an upstream answer says about the key. */
 
 import { LONGEST_PACIFIC_DAY_MS } from './pacific-time.js';
+import { isDailyQuota, type QuotaViolation, readQuotaViolations } from './quota-violations.js';
 
+export type { QuotaMetric, QuotaViolation } from './quota-violations.js';
+
+/** One entry of an error's `details`; fields are as received (read them with type checks). */
 export interface GeminiErrorDetail {
-  '@type'?: string;
-  reason?: string;
-  retryDelay?: string;
-  violations?: Array<{ quotaId?: string; quotaMetric?: string }>;
+  '@type'?: unknown;
+  reason?: unknown;
+  retryDelay?: unknown;
+  violations?: unknown;
 }
 
 export interface GeminiError {
@@ -21,8 +25,19 @@ export type UpstreamOutcome =
   | { kind: 'success' }
   /** The key can't work (invalid, suspended, leaked, API blocked or disabled): out of rotation. */
   | { kind: 'dead_key'; reason: string }
-  /** 429: `scope` says which quota; `retryDelayMs` is Gemini's RetryInfo (or the message's hint). */
-  | { kind: 'quota'; scope: 'day' | 'short'; retryDelayMs: number | undefined }
+  /**
+   * 429. `violations`: every quota Gemini named (none for a bare 429). `scope` 'day': a per-day quota
+   * with a limit other than 0 is spent. `unavailable`: some quota has limit 0, i.e. the model is not in
+   * the project's tier at all (Gemini still says to retry in ~40 s). `retryDelayMs`: Gemini's RetryInfo
+   * (or the message's hint).
+   */
+  | {
+      kind: 'quota';
+      scope: 'day' | 'short';
+      retryDelayMs: number | undefined;
+      violations: readonly QuotaViolation[];
+      unavailable: boolean;
+    }
   /** 502/503, network failure, first-byte timeout: retry, never blacklist. */
   | { kind: 'transient' }
   /**
@@ -94,13 +109,22 @@ function errorReasons(error: GeminiError): string[] {
 }
 
 function quotaOutcome(error: GeminiError | undefined): UpstreamOutcome {
-  if (error === undefined) return { kind: 'quota', scope: 'short', retryDelayMs: undefined };
-  const quotaIds = error.details.flatMap((d) => (d.violations ?? []).map((v) => `${v.quotaId ?? ''}`));
-  const scope = quotaIds.some((id) => /PerDay/i.test(id)) ? 'day' : 'short';
-  const info = error.details.find((d) => typeof d.retryDelay === 'string');
+  if (error === undefined) {
+    return { kind: 'quota', scope: 'short', retryDelayMs: undefined, violations: [], unavailable: false };
+  }
+  const violations = readQuotaViolations(error.details, error.message);
+  // A limit-0 day quota says the model is unavailable, not that today's requests are spent.
+  const daySpent = violations.some((v) => v.limit !== 0 && (v.metric === 'rpd' || isDailyQuota(v.quotaId)));
+  const info = error.details.map((d) => d.retryDelay).find((d): d is string => typeof d === 'string');
   const fromMessage = /retry in (\d+(?:\.\d+)?)s/i.exec(error.message)?.[1];
-  const retryDelayMs = parseRetryDelay(info?.retryDelay) ?? parseRetryDelay(fromMessage && `${fromMessage}s`);
-  return { kind: 'quota', scope, retryDelayMs };
+  const retryDelayMs = parseRetryDelay(info) ?? parseRetryDelay(fromMessage && `${fromMessage}s`);
+  return {
+    kind: 'quota',
+    scope: daySpent ? 'day' : 'short',
+    retryDelayMs,
+    violations,
+    unavailable: violations.some((v) => v.limit === 0),
+  };
 }
 
 /**

@@ -27,8 +27,16 @@ export interface RequestMetrics {
   /** Tokens from Gemini's `usage`, when the answer reported them. */
   readonly inputTokens?: number | undefined;
   readonly outputTokens?: number | undefined;
+  /** A model of the client's model's fallback chain answered it (status below 400), not the client's model. */
+  readonly fallback?: boolean | undefined;
   /** Upstream circuits open on this instance when the request ended. */
   readonly openCircuits?: number | undefined;
+  /** Keys this request parked for its model because Gemini reported `limit: 0`. */
+  readonly unavailableParks?: number | undefined;
+  /** Limits this request learned from Gemini's 429s. */
+  readonly limitsLearned?: number | undefined;
+  /** With `refusal: keys_exhausted` from budgets: the limit (configured or learned) that was spent. */
+  readonly budgetRefusal?: 'rpm' | 'tpm' | 'rpd' | undefined;
 }
 
 /** Receives each request's metrics when the request ends (for a stream: when the stream ends). */

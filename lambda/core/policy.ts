@@ -54,9 +54,14 @@ export function decide(
 }
 
 /**
- * A daily quota parks until Pacific midnight; a short quota waits RetryInfo; no details → the default.
- * Gemini's delay is not trusted: one that is not a finite, non-negative number counts as absent, and
- * none parks a key past the next Pacific midnight (when every quota resets).
+ * The cooldown a 429 earns: the longest that applies (ties go to the first listed).
+ * - Some quota has limit 0 (the model is not in the project's tier): parked as `unavailable` for
+ *   `policy.unavailable_park_ms`, by default until the next Pacific midnight — never for Gemini's ~40 s.
+ * - A per-day quota is spent: until the next Pacific midnight (`rpd`), whatever RetryInfo says.
+ * - A retry delay for a quota that is not limit 0: that long (`tpm` when only input-token quotas are
+ *   named, else `rpm`), but never past the next Pacific midnight, when every quota resets. A delay that
+ *   is not a finite, non-negative number counts as absent.
+ * - Nothing of the above (a bare 429): `policy.default_quota_cooldown_ms` (`quota`).
  */
 export function quotaCooldown(
   outcome: Extract<UpstreamOutcome, { kind: 'quota' }>,
@@ -64,10 +69,23 @@ export function quotaCooldown(
   policy: ProxyConfig['policy'],
 ): Cooldown {
   const midnight = nextPacificMidnight(now);
-  if (outcome.scope === 'day') return { until: midnight, cause: 'rpd' };
-  const delay = outcome.retryDelayMs;
-  if (delay !== undefined && Number.isFinite(delay) && delay >= 0) {
-    return { until: Math.min(now + delay, midnight), cause: 'rpm' };
+  const candidates: Cooldown[] = [];
+  if (outcome.unavailable) {
+    const park = policy.unavailable_park_ms;
+    candidates.push({ until: park !== undefined ? now + park : midnight, cause: 'unavailable' });
   }
-  return { until: now + policy.default_quota_cooldown_ms, cause: 'quota' };
+  if (outcome.scope === 'day') candidates.push({ until: midnight, cause: 'rpd' });
+  // Gemini's delay means nothing for a model the tier lacks: only the other quotas wait for it.
+  const spent = outcome.violations.filter((v) => v.limit !== 0);
+  const delay = outcome.retryDelayMs;
+  const delayApplies = !outcome.unavailable || spent.length > 0;
+  if (delayApplies && delay !== undefined && Number.isFinite(delay) && delay >= 0) {
+    const tokensOnly = spent.length > 0 && spent.every((v) => v.metric === 'tpm');
+    candidates.push({ until: Math.min(now + delay, midnight), cause: tokensOnly ? 'tpm' : 'rpm' });
+  }
+  const longest = candidates.reduce<Cooldown | undefined>(
+    (best, c) => (best === undefined || c.until > best.until ? c : best),
+    undefined,
+  );
+  return longest ?? { until: now + policy.default_quota_cooldown_ms, cause: 'quota' };
 }

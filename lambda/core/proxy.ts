@@ -3,6 +3,7 @@ import { configuredKeys, configuredTokens } from './config/derived.js';
 import type { ProxyConfig } from './config/schema.js';
 import { Scrubber, TokenVerifier } from './credentials.js';
 import { detailedHealth } from './detailed-health.js';
+import { type FallbackModel, fallbackChains, fallbacksOff } from './forwarding/fallbacks.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';
 import { RequestLog } from './forwarding/request-log.js';
@@ -18,6 +19,7 @@ import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
+import { estimateInputTokens } from './token-estimate.js';
 import type { UsageLedger } from './usage-ledger.js';
 
 export interface ProxyDeps {
@@ -81,6 +83,8 @@ export class GeminiProxy {
   private readonly namedModels: ReadonlySet<string>;
   /** Keys the model list may be read with: every configured key, in configuration order. */
   private readonly listingKeys: readonly string[];
+  /** Models to serve a request with when no key can serve its own (`fallbacks`), by model. */
+  private readonly fallbacks: ReadonlyMap<string, readonly string[]>;
 
   constructor(deps: ProxyDeps) {
     this.config = deps.config;
@@ -97,6 +101,7 @@ export class GeminiProxy {
     ];
     this.listingKeys = this.groups.flatMap((g) => [...g.keys.values()]);
     this.namedModels = new Set(this.groups.flatMap((g) => [...(g.models ?? [])]));
+    this.fallbacks = fallbackChains(deps.config.fallbacks);
     this.catalog =
       deps.catalog ??
       ModelCatalog.of(deps.config.upstream, { upstream: deps.upstream, logger: deps.logger, now: this.now });
@@ -220,7 +225,7 @@ export class GeminiProxy {
     }
     const { model, generation } = read;
     this.catalog.refresh(this.listingKeys);
-    if (model !== '' && !this.namedModels.has(model) && !this.catalog.allows(model)) {
+    if (model !== '' && !this.knows(model)) {
       // A name Gemini doesn't list: no Gemini call, no state (so made-up names can't grow any).
       this.requests.refused(request, started, 404);
       return openAiError(
@@ -235,7 +240,7 @@ export class GeminiProxy {
       route.kind === 'openai'
         ? { kind: 'openai', rest: route.rest, query }
         : { kind: 'native', url: `${this.config.upstream.native_base_url}${request.path}`, query };
-    return this.forwarder.forward({
+    const job = {
       request,
       body,
       model,
@@ -245,7 +250,24 @@ export class GeminiProxy {
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       caller: client,
       generation,
-    });
+      // Input tokens, estimated: claimed where a token budget (configured or learned) applies.
+      tokens: generation === undefined ? 0 : estimateInputTokens(route, body),
+    };
+    // Only a generation moves to another model: another model's embedding (another vector space), token
+    // count or description would be a wrong answer, not a fallback.
+    return this.forwarder.forward(job, generation === undefined ? [] : this.fallbacksFor(model, request));
+  }
+
+  /** A model Gemini lists (or may: the list isn't read yet) or a group names. */
+  private knows(model: string): boolean {
+    return this.namedModels.has(model) || this.catalog.allows(model);
+  }
+
+  /** The models that may serve the request if no key can serve its own: known ones, unless the client opts out. */
+  private fallbacksFor(model: string, request: ProxyRequest): FallbackModel[] {
+    const chain = this.fallbacks.get(model);
+    if (chain === undefined || fallbacksOff(request.headers)) return [];
+    return chain.filter((m) => this.knows(m)).map((m) => ({ model: m, groups: this.groupsFor(m) }));
   }
 
   /** Groups that list the model; if none does, every group in order. */

@@ -29,13 +29,42 @@ function retryLater(
 }
 
 export function keysExhausted(waitMs: number, quota = false): ProxyResponse {
-  const why = quota ? 'has used its configured quota' : 'is cooling down';
+  const why = quota ? 'has used its quota (configured, or as Gemini reported it)' : 'is cooling down';
   return retryLater(
     429,
     waitMs,
     (s) => `Every Gemini key ${why} for this model. Retry in ${s}s.`,
     'rate_limit_error',
     'keys_exhausted',
+  );
+}
+
+/**
+ * Gemini reported the model not available to the tier of every key that could serve it (`limit: 0`): those
+ * keys are parked for it and no other key is usable. 403, not 429: waiting won't help before the quota day
+ * ends (or the operator lifts the parks), and SDKs retry a 429 by themselves.
+ */
+export function modelUnavailable(model: string): ProxyResponse {
+  return openAiError(
+    403,
+    `The model \`${model}\` is not available to the Gemini projects of this proxy's keys (Gemini reported a quota limit of 0). ` +
+      'Use another model, or add keys of a project whose tier includes it.',
+    'invalid_request_error',
+    'model_unavailable',
+  );
+}
+
+/**
+ * The request's estimated input tokens exceed a whole minute's input-token budget of every key that could
+ * serve it: no window will ever take it, so it is refused at once rather than tried on every key.
+ */
+export function overTokenBudget(tokens: number, tpm: number): ProxyResponse {
+  return openAiError(
+    400,
+    `This request has about ${tokens} input tokens, more than the ${tpm} input tokens per minute any key may use for this model. ` +
+      'Send a shorter prompt, or use a model with a larger budget.',
+    'invalid_request_error',
+    'over_token_budget',
   );
 }
 

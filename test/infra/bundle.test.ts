@@ -102,8 +102,9 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
 
   it('is a single ESM file within the size budget', () => {
     expect(existsSync(bundlePath)).toBe(true);
-    // 350 KiB until usage accounting (+3.5 KB minified) took it past: 348.8 → 352.3 KiB.
-    expect(statSync(bundlePath).size).toBeLessThanOrEqual(360 * 1024);
+    // 350 KiB until quota intelligence, the token estimator and fallbacks (main: 371.3 KiB) and usage
+    // accounting (+3.4 KiB: 374.7 KiB) took it past.
+    expect(statSync(bundlePath).size).toBeLessThanOrEqual(380 * 1024);
   });
 
   it('answers 503 "not configured yet" while the secrets hold their placeholders', async () => {

@@ -2,6 +2,15 @@
 // Error shapes follow /work/shared/FIELD-NOTES.md "Gemini API". Node built-ins only; never logs.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  countInputTokens,
+  type PlanUsage,
+  type QuotaPlan,
+  QuotaPlanner,
+  type QuotaRefusal,
+} from './fake-gemini-plan.js';
+
+export type { ModelQuota, PlanUsage, QuotaPlan, QuotaRefusal } from './fake-gemini-plan.js';
 
 export type DeadReason =
   | 'API_KEY_INVALID'
@@ -20,6 +29,11 @@ export interface RecordedCall {
   headers: Record<string, string | string[] | undefined>;
   status: number; // 0 while unanswered (e.g. hung or destroyed mid-stream before headers)
 }
+/**
+ * A per-key request quota (the older, simpler tool; `setPlan` models Gemini's own quotas). It models a
+ * quota that gets spent: `limit: 0` refuses every call, and its 429 then states no limit (a stated
+ * `limit: 0` would say the model is not in the tier, which the plan models).
+ */
 export interface QuotaRule {
   limit: number;
   windowMs: number;
@@ -27,6 +41,12 @@ export interface QuotaRule {
   model?: string;
   retryDelay?: string;
   omitDetails?: boolean;
+  /**
+   * Name the limit in the message (`limit: N`), as Gemini does. Off by default for these per-key rules: a
+   * rule's window is the test's, not Gemini's minute, so a proxy learning it would hold the key to N a
+   * minute (and `limit: 0` would park it as not in the tier). The quota plan (`setPlan`) always names them.
+   */
+  reportLimit?: boolean;
 }
 export interface ScriptedResponse {
   status: number;
@@ -56,6 +76,15 @@ export interface FakeGemini {
   readonly openAiBase: string;
   readonly calls: RecordedCall[];
   setQuota(key: string, rule: QuotaRule): void;
+  /**
+   * Gemini's own quotas, per project × model (see QuotaPlan). Replaces the plan, keeping the counts of
+   * the current windows; `reset()` clears it. Counts generation and embedding calls, not countTokens.
+   */
+  setPlan(plan: QuotaPlan): void;
+  /** One entry per 429 the plan produced. */
+  readonly quotaRefusals: QuotaRefusal[];
+  /** The plan's counts for `project` (a key not in a project is its own) × bare `model`, now. */
+  usageOf(project: string, model: string): PlanUsage;
   killKey(key: string, reason: DeadReason): void;
   failNext(key: string, count: number, status?: number): void;
   respondNext(key: string | '*', response: ScriptedResponse): void;
@@ -81,7 +110,6 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const bareModel = (model: string) => model.replace(/^models\//, '');
-const estimateTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4));
 const vector = (text: string) =>
   Array.from({ length: 8 }, (_, i) => ((text.length * 7 + i * 13) % 100) / 100);
 const chunkText = (i: number) => ['Hello', ' from', ' fake', ' Gemini'][i] ?? ` #${i}`;
@@ -131,7 +159,7 @@ function quotaError(rule: QuotaRule, model: string, msLeft: number) {
   const message =
     'You exceeded your current quota, please check your plan and billing details. For more information on this ' +
     'error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n' +
-    `* Quota exceeded for metric: ${metric}, limit: ${rule.limit}, model: ${model}\nPlease retry in ${retryDelay}.`;
+    `* Quota exceeded for metric: ${metric}${rule.reportLimit ? `, limit: ${rule.limit}` : ''}, model: ${model}\nPlease retry in ${retryDelay}.`;
   return geminiError(429, 'RESOURCE_EXHAUSTED', message, [
     {
       '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
@@ -177,6 +205,7 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
   const options: FakeGeminiOptions = { ...initial, keys: [...initial.keys] };
   const calls: RecordedCall[] = [];
   const quotas = new Map<string, QuotaState[]>();
+  const planner = new QuotaPlanner();
   const deadKeys = new Map<string, DeadReason>();
   const failures = new Map<string, { remaining: number; status: number }>();
   const scripted = new Map<string, ScriptedResponse[]>();
@@ -293,7 +322,8 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       return send(failure.status, transientError(failure.status));
     }
 
-    // 3. Quota: fixed windows per (key, model, rule); only requests that pass are counted.
+    // 3. Quota: fixed windows per (key, model, rule), then the plan; only requests that pass are counted.
+    const promptTokens = countInputTokens(body, planner.plan?.tokenFactor);
     if (model !== undefined) {
       const m = bareModel(model);
       const now = Date.now();
@@ -310,6 +340,11 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
         const w = windowOf(q);
         if (w.count >= q.rule.limit) return send(429, quotaError(q.rule, m, w.start + q.rule.windowMs - now));
       }
+      // The plan, as Gemini counts: countTokens spends no generation quota.
+      if (nativeMethod !== 'countTokens') {
+        const refusal = planner.admit(key, m, promptTokens, performance.timeOrigin + performance.now());
+        if (refusal !== undefined) return send(429, refusal);
+      }
       for (const q of rules) windowOf(q).count++;
     }
 
@@ -321,7 +356,6 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
     }
     const chunks = options.streamChunks ?? 5;
     const dieAfter = streamRoute && take(midStream, key) ? 2 : undefined;
-    const promptTokens = estimateTokens(raw);
     const created = Math.floor(Date.now() / 1000);
     const id = `fake-${++seq}`;
 
@@ -436,6 +470,11 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       return aborted;
     },
     setQuota: (key, rule) => void quotas.set(key, [...(quotas.get(key) ?? []), { rule, windows: new Map() }]),
+    setPlan: (plan) => {
+      planner.plan = plan;
+    },
+    quotaRefusals: planner.refusals,
+    usageOf: (project, model) => planner.usageOf(project, bareModel(model)),
     killKey: (key, reason) => void deadKeys.set(key, reason),
     failNext: (key, count, status = 503) =>
       void (count > 0 && failures.set(key, { remaining: count, status })),
@@ -448,6 +487,7 @@ export async function startFakeGemini(initial: FakeGeminiOptions): Promise<FakeG
       calls.length = 0;
       aborted = 0;
       for (const m of [quotas, deadKeys, failures, scripted, poisons, midStream, hangs]) m.clear();
+      planner.reset();
     },
     close() {
       closing = true;

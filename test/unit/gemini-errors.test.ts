@@ -32,6 +32,15 @@ const quota = (
     },
   });
 
+/** A quota outcome whose violations another table checks. */
+const quotaOf = (scope: 'day' | 'short', retryDelayMs: number | undefined): UpstreamOutcome => ({
+  kind: 'quota',
+  scope,
+  retryDelayMs,
+  violations: expect.any(Array),
+  unavailable: false,
+});
+
 const withReason = (code: number, status: string, reason: string, message = 'denied') =>
   JSON.stringify({
     error: {
@@ -52,49 +61,44 @@ describe('Function: classifyUpstreamResponse', () => {
       'per-minute 429 with RetryInfo',
       429,
       quota('GenerateRequestsPerMinutePerProjectPerModel-FreeTier', '38s'),
-      { kind: 'quota', scope: 'short', retryDelayMs: 38_000 },
+      quotaOf('short', 38_000),
     ],
     [
       'fractional retryDelay rounds up to whole ms',
       429,
       quota('GenerateRequestsPerMinutePerProjectPerModel-FreeTier', '45.837906927s'),
-      { kind: 'quota', scope: 'short', retryDelayMs: 45_838 },
+      quotaOf('short', 45_838),
     ],
     [
       'per-day quotaId parks for the day',
       429,
       quota('GenerateRequestsPerDayPerProjectPerModel-FreeTier', '20s'),
-      { kind: 'quota', scope: 'day', retryDelayMs: 20_000 },
+      quotaOf('day', 20_000),
     ],
     [
       'paid-tier token quota per minute',
       429,
       quota('GenerateContentPaidTierInputTokensPerModelPerMinute', '2s'),
-      { kind: 'quota', scope: 'short', retryDelayMs: 2000 },
+      quotaOf('short', 2000),
     ],
     [
       'delay only in the message',
       429,
       quota(undefined, undefined, 'You exceeded your current quota. Please retry in 47.434392449s.'),
-      { kind: 'quota', scope: 'short', retryDelayMs: 47_435 },
+      quotaOf('short', 47_435),
     ],
     [
       'bare 429 with no details',
       429,
       plain(429, 'RESOURCE_EXHAUSTED', 'Resource has been exhausted (e.g. check quota).'),
-      { kind: 'quota', scope: 'short', retryDelayMs: undefined },
+      quotaOf('short', undefined),
     ],
-    [
-      '429 with a non-JSON body',
-      429,
-      'Too Many Requests',
-      { kind: 'quota', scope: 'short', retryDelayMs: undefined },
-    ],
+    ['429 with a non-JSON body', 429, 'Too Many Requests', quotaOf('short', undefined)],
     [
       'array-wrapped 429',
       429,
       `[${quota('GenerateRequestsPerMinutePerProjectPerModel-FreeTier', '7s')}]`,
-      { kind: 'quota', scope: 'short', retryDelayMs: 7000 },
+      quotaOf('short', 7000),
     ],
     [
       'API_KEY_INVALID reason',
@@ -263,13 +267,9 @@ describe('Function: parseRetryDelay, with delays no one should wait for', () => 
 
   it('caps a huge delay in a 429 and in its message alike', () => {
     const huge = `1${'0'.repeat(23)}s`;
-    expect(classifyUpstreamResponse(429, quota(undefined, huge))).toEqual({
-      kind: 'quota',
-      scope: 'short',
-      retryDelayMs: DAY,
-    });
+    expect(classifyUpstreamResponse(429, quota(undefined, huge))).toEqual(quotaOf('short', DAY));
     expect(
       classifyUpstreamResponse(429, quota(undefined, undefined, `Please retry in ${huge.slice(0, -1)}s.`)),
-    ).toEqual({ kind: 'quota', scope: 'short', retryDelayMs: DAY });
+    ).toEqual(quotaOf('short', DAY));
   });
 });

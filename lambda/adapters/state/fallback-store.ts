@@ -119,6 +119,15 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
     return this.local.describe(group, keyIds);
   }
 
+  async learned(group: string, budgets: readonly string[], now: number): Promise<Port.LearnedLimitView[]> {
+    const shared = this.shared.learned?.bind(this.shared);
+    if (!this.degraded && shared !== undefined) {
+      const outcome = await this.outages.call('describe', () => shared(group, budgets, now));
+      if (outcome.kind === 'answer') return outcome.value;
+    }
+    return (await this.local.learned?.(group, budgets, now)) ?? [];
+  }
+
   async flush(): Promise<void> {
     if (this.replaying !== undefined) await this.replaying;
     if (this.degraded) return;

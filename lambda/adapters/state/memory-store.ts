@@ -3,19 +3,26 @@ import { applyUpdate, type KeyRecord, newKeyRecord, toView } from '../../core/ke
 import type {
   AcquireRequest,
   Acquisition,
+  KeyRef,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
+  LearnedLimits,
+  LearnedLimitView,
 } from '../../core/key-state/port.js';
 import {
+  chargeTokens,
   countRequest,
+  effectiveLimits,
   hasLimits,
   MINUTE_MS,
   minuteIndex,
   quotaVerdict,
+  rpmWindow,
   type WindowCounts,
 } from '../../core/key-state/quota.js';
-import { pickKey, unavailable } from '../../core/key-state/rotation.js';
+import { inForce, QuotaHold } from '../../core/key-state/quota-hold.js';
+import { pickKey } from '../../core/key-state/rotation.js';
 
 /**
  * Most budget×model windows held. Past the bound the window counted longest ago is dropped: that budget
@@ -37,9 +44,11 @@ export class MemoryKeyStateStore implements KeyStateStore {
   private readonly cursors = new Map<string, number>();
   private readonly budgets = new BoundedMap<string, WindowCounts>(MAX_BUDGET_WINDOWS);
   private readonly clients = new BoundedMap<string, { minute: number; count: number }>(MAX_CLIENT_WINDOWS);
+  /** Limits Gemini reported, by budget×model (bounded like the windows). */
+  private readonly learnedLimits = new BoundedMap<string, LearnedLimits>(MAX_BUDGET_WINDOWS);
 
   async acquire(request: AcquireRequest): Promise<Acquisition> {
-    const { group, model, now, limits } = request;
+    const { group, model, now } = request;
     if (request.client !== undefined) {
       const minute = minuteIndex(now);
       const current = this.clients.get(request.client.clientId);
@@ -47,32 +56,63 @@ export class MemoryKeyStateStore implements KeyStateStore {
       if (count >= request.client.rpm) return { kind: 'client_limited', retryAt: (minute + 1) * MINUTE_MS };
       this.clients.set(request.client.clientId, { minute, count: count + 1 });
     }
+    const tokens = request.tokens ?? 0;
+    const limitsOf = (k: KeyRef) =>
+      effectiveLimits(request.limits, this.learnedLimits.get(budgetKey(k.budget, model)), now);
     const views = request.keys.map((k) => toView(this.key(group, k.keyId)));
-    let skip = request.exclude;
-    let quotaRetryAt: number | undefined;
-    if (hasLimits(limits)) {
-      const blocked = new Set(request.exclude);
-      for (const k of request.keys) {
-        const verdict = quotaVerdict(limits, this.budgets.get(budgetKey(k.budget, model)), now);
-        if (!verdict.ok) {
-          blocked.add(k.keyId);
-          quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, verdict.retryAt);
-        }
+    const skip = new Set(request.exclude);
+    const held = new QuotaHold();
+    for (const k of request.keys) {
+      const limits = limitsOf(k);
+      if (!hasLimits(limits)) continue;
+      if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
+      else if (!held.fits(quotaVerdict(limits, this.budgets.get(budgetKey(k.budget, model)), now, tokens))) {
+        skip.add(k.keyId);
       }
-      skip = blocked;
     }
     const picked = pickKey(views, this.cursors.get(group) ?? 0, model, now, skip, request.health);
-    if ('retryAt' in picked) return unavailable(picked.retryAt, quotaRetryAt);
+    if ('retryAt' in picked) return held.unavailable(picked);
     if (request.retry !== true) this.cursors.set(group, (picked.index + 1) % views.length);
-    if (hasLimits(limits)) {
-      const id = budgetKey(request.keys[picked.index]!.budget, model);
-      this.budgets.set(id, countRequest(limits, this.budgets.get(id), now));
-    }
-    return { kind: 'key', keyId: picked.keyId };
+    const ref = request.keys[picked.index]!;
+    const limits = limitsOf(ref);
+    if (!hasLimits(limits)) return { kind: 'key', keyId: picked.keyId };
+    const id = budgetKey(ref.budget, model);
+    this.budgets.set(id, countRequest(limits, this.budgets.get(id), now, tokens));
+    const windowMs = rpmWindow(limits);
+    return {
+      kind: 'key',
+      keyId: picked.keyId,
+      claim: { budget: ref.budget, window: minuteIndex(now, windowMs), windowMs, tokens },
+    };
   }
 
   async record(update: KeyStateUpdate): Promise<void> {
+    if (update.kind === 'learned') {
+      const id = budgetKey(update.budget, update.model);
+      this.learnedLimits.set(id, {
+        ...this.learnedLimits.get(id),
+        [update.metric]: { limit: update.limit, until: update.until },
+      });
+      return;
+    }
+    if (update.kind === 'tokens') {
+      const id = budgetKey(update.claim.budget, update.model);
+      const counts = chargeTokens(this.budgets.get(id), update.claim.window, update.delta);
+      if (counts !== undefined) this.budgets.set(id, counts);
+      return;
+    }
     applyUpdate(this.key(update.group, update.keyId), update);
+  }
+
+  async learned(_group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]> {
+    const wanted = new Set(budgets);
+    const out: LearnedLimitView[] = [];
+    for (const [id, limits] of this.learnedLimits) {
+      const [budget = '', model = ''] = id.split('\u0000');
+      const current = inForce(limits, now);
+      if (wanted.has(budget) && current !== undefined) out.push({ budget, model, limits: current });
+    }
+    return out;
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {

@@ -4,7 +4,13 @@ import type { Scrubber } from '../credentials.js';
 import type { RequestDeadline } from '../deadline.js';
 import type { ProxyResponse, UpstreamClient } from '../http.js';
 import type { InstanceHealth } from '../instance-health.js';
-import type { AcquireRequest, Acquisition, ClientLimit, KeyStateStore } from '../key-state/port.js';
+import type {
+  AcquireRequest,
+  Acquisition,
+  BudgetMetric,
+  ClientLimit,
+  KeyStateStore,
+} from '../key-state/port.js';
 import type { Logger } from '../logger.js';
 import type { RequestMetrics } from '../metrics.js';
 import type { StateWrites } from '../state-writes.js';
@@ -18,6 +24,8 @@ export interface ForwardJob extends UpstreamCall, ForwardedRequest {
   readonly started: number;
   /** The client's per-minute limit, if it has one (who the client is: `caller`). */
   readonly client: ClientLimit | undefined;
+  /** Estimated input tokens (generation calls; 0 otherwise), claimed where a token budget applies. */
+  readonly tokens: number;
 }
 
 export interface ForwarderDeps {
@@ -62,6 +70,12 @@ export class Attempts implements ForwardFacts {
   lastFailure: ProxyResponse | undefined;
   /** Soonest end of a quota cooldown this request caused, for Retry-After if attempts run out. */
   quotaRetryAt: number | undefined;
+  /** Keys this request parked for its model (Gemini reported `limit: 0`). */
+  parks = 0;
+  /** Limits this request learned from Gemini's 429s. */
+  limitsLearned = 0;
+  /** The budget limit behind the proxy's own quota refusal, if that is how the request ended. */
+  budgetRefusal: BudgetMetric | undefined;
   /** The client's per-minute limit has been counted (with the request's first acquisition). */
   clientCounted = false;
   /** A generation call of this request already timed out waiting for Gemini's headers. */
@@ -96,6 +110,16 @@ export class Attempts implements ForwardFacts {
     if (this.spent) return { go: false };
     const admission = this.deps.health.admit(target);
     return admission.admitted ? { go: true } : { go: false, circuitRetryAt: admission.retryAt };
+  }
+
+  /**
+   * Bookkeeping for the next model of a fallback chain: the same deadline, the client's limit already
+   * counted, what is left of the allowance for shared state; calls counted afresh.
+   */
+  forFallback(): Attempts {
+    const next = new Attempts(this.deadline, this.deps, this.policy, this.stateWaitMs);
+    next.clientCounted = this.clientCounted;
+    return next;
   }
 
   /** Asks the store for a key, charging the time spent to the request's allowance for shared state. */

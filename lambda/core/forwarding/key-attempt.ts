@@ -3,11 +3,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readText } from '../body.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from '../gemini-errors.js';
 import { type ProxyResponse, UpstreamError, type UpstreamResponse } from '../http.js';
+import type { BudgetClaim } from '../key-state/port.js';
+import { hasLimits } from '../key-state/quota.js';
 import { type Decision, decide } from '../policy.js';
 import { cancelled, networkFailure } from '../refusals.js';
 import { upstreamErrorAnswer } from '../upstream-errors.js';
 import type { Attempts, Ending, ForwarderDeps, ForwardJob } from './attempts.js';
 import { type KeyGroup, upstreamRequest } from './groups.js';
+import { budgetKeys, learnedLimits } from './quota-lessons.js';
 import { relay } from './relay.js';
 
 /** What a Gemini call that did not succeed came to: the policy's input, and the client's answer if given. */
@@ -42,6 +45,8 @@ export class KeyAttempt {
     /** The group's upstream for this request: its circuit is the one consulted. */
     private readonly target: string,
     private readonly keyId: string,
+    /** The budget claim the key was handed out with (reconciled with Gemini's token count on success). */
+    private claim: BudgetClaim | undefined,
   ) {}
 
   /** Calls Gemini with the key until it answers the request or the key is done with. */
@@ -102,11 +107,22 @@ export class KeyAttempt {
       signal: attempts.signal,
       ended: (streamError, tokens) => {
         attempts.tokens = tokens;
+        this.reconcile(tokens);
         attempts.deadline.dispose();
         this.deps.requests.forwarded(job, response.status, attempts, streamError);
       },
     });
     return { response: relayed, relayed: true };
+  }
+
+  /** Charges the budget the difference between Gemini's count of the prompt and the estimate claimed. */
+  private reconcile(tokens: { input: number } | undefined): void {
+    const { claim } = this;
+    if (claim === undefined || tokens === undefined || claim.tokens === 0) return;
+    const delta = tokens.input - claim.tokens;
+    if (delta === 0) return;
+    const { group, keyId, job } = this;
+    this.deps.writes.record({ kind: 'tokens', group: group.name, keyId, model: job.model, claim, delta });
   }
 
   /** Gemini's error answer, classified; a 500 from a second key for this request is `repeated`. */
@@ -179,9 +195,14 @@ export class KeyAttempt {
         return { response: failure.answer };
       case 'cool_and_rotate': {
         const { cooldown } = decision;
+        if (failure.outcome.kind === 'quota') this.learn(failure.outcome);
         if (cooldown !== undefined) {
           attempts.keyCooldowns++;
-          writes.record({ kind: 'cooldown', group, keyId, model: job.model, cooldown });
+          // A quota is the project's: every key of the key's budget in this group is held by it alike.
+          const keys = failure.outcome.kind === 'quota' ? budgetKeys(this.group, keyId) : [keyId];
+          for (const id of keys)
+            writes.record({ kind: 'cooldown', group, keyId: id, model: job.model, cooldown });
+          if (cooldown.cause === 'unavailable') attempts.parks += keys.length;
           const coolMs = cooldown.until - now();
           logger.warn('key cooling', {
             requestId,
@@ -194,7 +215,8 @@ export class KeyAttempt {
         }
         // A quota refusal is not the client's answer: another key (or our own 429) will be.
         attempts.lastFailure = geminiFailed(failure.outcome) ? failure.answer : undefined;
-        if (failure.outcome.kind === 'quota' && cooldown !== undefined) {
+        // A park is not a wait: the request's Retry-After comes from keys that free up.
+        if (failure.outcome.kind === 'quota' && cooldown !== undefined && cooldown.cause !== 'unavailable') {
           attempts.quotaRetryAt = Math.min(attempts.quotaRetryAt ?? Infinity, cooldown.until);
         }
         return ROTATE;
@@ -203,6 +225,28 @@ export class KeyAttempt {
         writes.record({ kind: 'invalid', group, keyId, reason: decision.reason });
         logger.warn('key invalid', { requestId, group, keyId, reason: decision.reason });
         return ROTATE;
+    }
+  }
+
+  /**
+   * Records the limits a 429 reported for this request's model, so that the budget is held to them before
+   * Gemini has to refuse again.
+   */
+  private learn(outcome: Extract<UpstreamOutcome, { kind: 'quota' }>): void {
+    const { job, attempts, deps } = this;
+    const lessons = learnedLimits(outcome, this.group, this.keyId, job.model, deps.now(), deps.config.policy);
+    for (const update of lessons) {
+      attempts.limitsLearned++;
+      deps.writes.record(update);
+      const { metric, limit, budget, group, keyId } = update;
+      deps.logger.info('limit learned', {
+        requestId: job.request.requestId,
+        group,
+        keyId,
+        budget,
+        metric,
+        limit,
+      });
     }
   }
 
@@ -216,17 +260,21 @@ export class KeyAttempt {
     attempts.retries++;
     if (!(await sleep(delayMs, true, { signal: attempts.signal }).catch(() => false))) return 'cancelled';
     const limits = group.limitsFor(this.job.model);
-    if (limits === undefined) return 'go';
+    // Limits configured, or learned (the first claim shows them): each call spends a unit of the budget.
+    if (!hasLimits(limits) && this.claim === undefined) return 'go';
     const ref = group.refs.find((r) => r.keyId === keyId)!;
-    const claim = await attempts.acquire({
+    const acquisition = await attempts.acquire({
       group: group.name,
       keys: [ref],
       model: this.job.model,
       now: this.deps.now(),
       exclude: new Set(),
       limits,
+      tokens: this.job.tokens,
       retry: true,
     });
-    return claim.kind === 'key' ? 'go' : 'rotate';
+    if (acquisition.kind !== 'key') return 'rotate';
+    this.claim = acquisition.claim;
+    return 'go';
   }
 }

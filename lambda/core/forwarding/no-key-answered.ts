@@ -1,6 +1,14 @@
 import type { ProxyConfig } from '../config/schema.js';
+import type { BudgetMetric } from '../key-state/port.js';
 import { openAiError } from '../openai-errors.js';
-import { cancelled, circuitOpen, keysExhausted, stateUnavailable } from '../refusals.js';
+import {
+  cancelled,
+  circuitOpen,
+  keysExhausted,
+  modelUnavailable,
+  overTokenBudget,
+  stateUnavailable,
+} from '../refusals.js';
 import type { Attempts, Ending } from './attempts.js';
 
 /** Why no key was tried in a pass over the groups, gathered by the loop. */
@@ -15,6 +23,12 @@ export interface Blocked {
   stateRetryAt: number | undefined;
   /** Time already spent waiting for a cooling key. */
   waitedMs: number;
+  /** Some key was parked for the model (Gemini reported `limit: 0` for its project). */
+  parked: boolean;
+  /** Keys were passed over because the request exceeds their whole token window: the largest such tpm. */
+  overTpm: number | undefined;
+  /** The budget limit that held back the soonest key, when budgets did. */
+  metric: BudgetMetric | undefined;
 }
 
 /**
@@ -22,11 +36,12 @@ export interface Blocked {
  * for the soonest cooling key before another pass (only within `max_wait_ms`). Pure.
  */
 export function whenNoKeyAnswered(
-  attempts: Pick<Attempts, 'signal' | 'lastFailure' | 'spent' | 'quotaRetryAt'>,
+  attempts: Pick<Attempts, 'signal' | 'lastFailure' | 'spent' | 'quotaRetryAt' | 'parks'>,
   clientGone: boolean,
   blocked: Blocked,
   now: number,
   policy: ProxyConfig['policy'],
+  request: { readonly model: string; readonly tokens: number },
 ): Ending | { readonly waitMs: number } {
   if (attempts.signal.aborted) return { response: cancelled(clientGone) };
   if (attempts.lastFailure !== undefined) return { response: attempts.lastFailure };
@@ -35,12 +50,21 @@ export function whenNoKeyAnswered(
     if (quotaRetryAt !== undefined) {
       return { response: keysExhausted(quotaRetryAt - now), refusal: 'keys_exhausted' };
     }
+    if (attempts.parks > 0)
+      return { response: modelUnavailable(request.model), refusal: 'model_unavailable' };
     return { response: openAiError(503, 'No key could serve this request.', 'server_error') };
   }
   // A key this request cooled is cooling even if the store has not taken the write in yet.
   const soonest =
     quotaRetryAt === undefined ? blocked.soonest : Math.min(blocked.soonest ?? Infinity, quotaRetryAt);
   if (soonest === undefined) {
+    // No key will free up: the request is too large for every key left, or the model is not in their tier.
+    if (blocked.overTpm !== undefined) {
+      return { response: overTokenBudget(request.tokens, blocked.overTpm), refusal: 'over_token_budget' };
+    }
+    if (blocked.parked || attempts.parks > 0) {
+      return { response: modelUnavailable(request.model), refusal: 'model_unavailable' };
+    }
     if (blocked.stateRetryAt !== undefined) {
       return { response: stateUnavailable(blocked.stateRetryAt - now), refusal: 'state_unavailable' };
     }
@@ -54,6 +78,7 @@ export function whenNoKeyAnswered(
         'server_error',
         'no_usable_keys',
       ),
+      refusal: 'no_usable_keys',
     };
   }
   const wait = Math.max(1, soonest - now);

@@ -51,6 +51,9 @@ export function newKeyRecord(keyId: string): KeyRecord {
 export function applyUpdate(record: KeyRecord, update: KeyStateUpdate): void {
   switch (update.kind) {
     case 'success':
+    case 'learned':
+    case 'tokens':
+      // Budget facts, not the key's: the stores keep them with the budget windows.
       return;
     case 'cooldown':
       extendCooldown(record.cooldowns, update.model, update.cooldown);

@@ -48,6 +48,19 @@ export interface QuotaLimits {
   readonly windowMs?: number | undefined;
 }
 
+/** The metrics Gemini budgets by: requests per minute, input tokens per minute, requests per day. */
+export type BudgetMetric = 'rpm' | 'tpm' | 'rpd';
+
+/** Limits Gemini reported for one budget×model, each in force `until` (epoch ms) unless reported again. */
+export type LearnedLimits = Partial<Record<BudgetMetric, { readonly limit: number; readonly until: number }>>;
+
+/** What one budget×model has learned, as `/health/detailed` lists it. */
+export interface LearnedLimitView {
+  readonly budget: string;
+  readonly model: string;
+  readonly limits: LearnedLimits;
+}
+
 export interface AcquireRequest {
   readonly group: string;
   /** The group's keys in rotation order. */
@@ -56,8 +69,13 @@ export interface AcquireRequest {
   readonly now: number;
   /** Keys already tried by this request. */
   readonly exclude: ReadonlySet<string>;
-  /** When set, a key is handed out only after its budget for this model is claimed. */
+  /**
+   * The configured limits for this model. A key is handed out only after its budget is claimed against
+   * these and what Gemini reported for the budget (learned limits, which the store keeps).
+   */
   readonly limits?: QuotaLimits | undefined;
+  /** The request's estimated input tokens, claimed with the request where a tpm limit applies. */
+  readonly tokens?: number | undefined;
   /** When set, the request also counts against this client's per-minute limit (first acquire only). */
   readonly client?: ClientLimit | undefined;
   /** How long this call may still wait on shared state: what is left of the request's allowance. */
@@ -84,8 +102,18 @@ export interface ClientLimit {
   readonly rpm: number;
 }
 
+/** A budget claim made with a key: what a later token reconciliation needs. */
+export interface BudgetClaim {
+  readonly budget: string;
+  /** The rpm/tpm window the tokens were counted in, and its length. */
+  readonly window: number;
+  readonly windowMs: number;
+  /** Input tokens claimed. */
+  readonly tokens: number;
+}
+
 export type Acquisition =
-  | { readonly kind: 'key'; readonly keyId: string }
+  | { readonly kind: 'key'; readonly keyId: string; readonly claim?: BudgetClaim | undefined }
   /**
    * No key can serve now. `retryAt` is the soonest moment one may (a cooldown ending or a quota window
    * opening), undefined if none will; `cause` says which kind of wait it is.
@@ -94,6 +122,12 @@ export type Acquisition =
       readonly kind: 'unavailable';
       readonly retryAt: number | undefined;
       readonly cause: 'cooling' | 'quota' | 'none';
+      /** Some key is parked for the model (Gemini reported `limit: 0`); parks are not in `retryAt`. */
+      readonly parked?: boolean | undefined;
+      /** The budget limit that held back the key freeing soonest, when `cause` is `quota`. */
+      readonly metric?: BudgetMetric | undefined;
+      /** Keys were passed over because the request is larger than their whole token window: the largest tpm. */
+      readonly overTpm?: number | undefined;
     }
   /** The client is over its own per-minute limit; no key was handed out. */
   | { readonly kind: 'client_limited'; readonly retryAt: number }
@@ -124,7 +158,29 @@ export type KeyStateUpdate =
   /** Removes cooldowns of the key that ended before `now` (tidying: selection already ignores them). */
   | (UpdateBase & { readonly kind: 'clear_expired'; readonly now: number })
   /** What the scheduled health check saw (valid, quota, transient); feeds the key's health score. */
-  | (UpdateBase & { readonly kind: 'checked'; readonly outcome: string; readonly at: number });
+  | (UpdateBase & { readonly kind: 'checked'; readonly outcome: string; readonly at: number })
+  /**
+   * A limit Gemini reported (a 429's violation) for the key's budget×model: enforced like a configured one
+   * until `until`, replacing what was learned before for that metric.
+   */
+  | (UpdateBase & {
+      readonly kind: 'learned';
+      readonly budget: string;
+      readonly model: string;
+      readonly metric: BudgetMetric;
+      readonly limit: number;
+      readonly until: number;
+    })
+  /**
+   * Reconciles a claim's input tokens with what Gemini counted: `delta` (actual − estimate) charged to, or
+   * refunded from, the window the claim was made in (nothing, once that window has passed).
+   */
+  | (UpdateBase & {
+      readonly kind: 'tokens';
+      readonly model: string;
+      readonly claim: BudgetClaim;
+      readonly delta: number;
+    });
 
 /**
  * Where key state, the rotation position and quota windows live. Async so that a shared store
@@ -139,6 +195,8 @@ export interface KeyStateStore {
   describe(group: string, keyIds: readonly string[]): Promise<KeyView[]>;
   /** Writes anything buffered (e.g. success counters); entries call it before they stop. */
   flush(): Promise<void>;
+  /** Limits learned from Gemini for the budgets of a group, for `/health/detailed` (optional). */
+  learned?(group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]>;
   /** What this store last knew of cooldowns and statuses, to seed a fallback store (optional). */
   snapshot?(): KeyStateUpdate[];
 }

@@ -1,9 +1,16 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { BoundedMap } from '../../../core/bounded-map.js';
-import type { ClientLimit, KeyRef, QuotaLimits } from '../../../core/key-state/port.js';
+import type {
+  BudgetClaim,
+  BudgetMetric,
+  ClientLimit,
+  KeyRef,
+  QuotaLimits,
+} from '../../../core/key-state/port.js';
 import {
   MINUTE_MS,
   minuteIndex,
+  type QuotaVerdict,
   quotaVerdict,
   rpmWindow,
   type WindowCounts,
@@ -18,7 +25,7 @@ import { type Item, num, type StateTable, str, ttlAfter } from './table.js';
  *
  * | pk | sk | holds |
  * |---|---|---|
- * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today, `m` in window `mw`, ttl |
+ * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today; `m` requests and `t` input tokens in window `mw`; ttl |
  * | `client#<clientId>` | `min#<minute>` | `c` requests in that minute, ttl |
  */
 export class BudgetWindows {
@@ -26,103 +33,184 @@ export class BudgetWindows {
    * Budgets (and clients) known to be full, until when. Bounded (model names come from clients): one
    * dropped costs a claim DynamoDB refuses, never a wrong grant.
    */
-  private readonly fullUntil = new BoundedMap<string, number>(MAX_REMEMBERED);
-  /** The window each budget's item was last seen in, to pick the write that will succeed (a hint). */
-  private readonly windowMinute = new BoundedMap<string, number>(MAX_REMEMBERED);
+  private readonly fullUntil = new BoundedMap<string, Full>(MAX_REMEMBERED);
+  /**
+   * The counts each budget's item was last seen with: its window picks the write that will succeed, its
+   * tokens let a request too large for what is left skip it without a call (hints).
+   */
+  private readonly seen = new BoundedMap<string, WindowCounts>(MAX_REMEMBERED);
 
   constructor(private readonly table: StateTable) {}
 
-  /** Until when a budget is known to be full, if it is. */
-  fullFor(budget: string, model: string, now: number): number | undefined {
-    const until = this.fullUntil.get(budgetKey(budget, model));
-    return until !== undefined && until > now ? until : undefined;
+  /**
+   * Until when (and by which limit) a budget is known to be full under `limits`, if it is: a budget found
+   * full under a limit is not full under a larger one (a configured limit over a learned one, an edit).
+   */
+  fullFor(budget: string, model: string, now: number, limits: QuotaLimits): Full | undefined {
+    const full = this.fullUntil.get(budgetKey(budget, model));
+    if (full === undefined || full.until <= now) return undefined;
+    if (full.metric === undefined) return full;
+    const limit = limits[full.metric];
+    return limit !== undefined && limit <= full.limit ? full : undefined;
   }
 
-  markFull(budget: string, model: string, until: number): void {
-    this.fullUntil.set(budgetKey(budget, model), until);
+  private markFull(id: string, limits: QuotaLimits, until: number, metric: BudgetMetric): void {
+    this.fullUntil.set(id, { until, metric, limit: limits[metric] ?? 0 });
   }
 
   /** Until when a client is known to be over its limit, if it is. */
   clientRefusedUntil(client: ClientLimit, now: number): number | undefined {
-    const until = this.fullUntil.get(clientKey(client));
-    return until !== undefined && until > now ? until : undefined;
+    const full = this.fullUntil.get(clientKey(client));
+    return full !== undefined && full.until > now ? full.until : undefined;
+  }
+
+  /**
+   * Whether a request of `tokens` fits the budget's window as this instance last saw it: a hint (counts
+   * only grow within a window but for refunds), so a budget whose tokens are spent is skipped without a
+   * call. The conditional write decides.
+   */
+  hint(budget: string, model: string, limits: QuotaLimits, now: number, tokens: number): QuotaVerdict {
+    if (limits.tpm === undefined || tokens === 0) return { ok: true };
+    return quotaVerdict(limits, this.seen.get(budgetKey(budget, model)), now, tokens);
   }
 
   /** Reads the current windows of the given keys' budgets (one BatchGetItem) and notes which are full. */
-  async survey(keys: readonly KeyRef[], model: string, limits: QuotaLimits, now: number): Promise<void> {
+  async survey(
+    keys: readonly KeyRef[],
+    model: string,
+    limitsOf: (ref: KeyRef) => QuotaLimits | undefined,
+    now: number,
+  ): Promise<void> {
     const today = pacificDay(now);
-    const budgets = [...new Set(keys.map((k) => k.budget))].filter(
-      (b) => this.fullFor(b, model, now) === undefined,
-    );
-    const byPk = new Map(budgets.map((b) => [`quota#${b}#${model}`, b]));
-    for (let i = 0; i < budgets.length; i += 100) {
+    const byPk = new Map<string, { budget: string; limits: QuotaLimits }>();
+    for (const k of keys) {
+      const limits = limitsOf(k);
+      if (limits === undefined || this.fullFor(k.budget, model, now, limits) !== undefined) continue;
+      byPk.set(`quota#${k.budget}#${model}`, { budget: k.budget, limits });
+    }
+    const pks = [...byPk.keys()];
+    for (let i = 0; i < pks.length; i += 100) {
       const items = await this.table.batchGet(
-        [...byPk.keys()].slice(i, i + 100).map((pk) => ({ pk, sk: windowSk(today, limits) })),
+        pks.slice(i, i + 100).map((pk) => ({ pk, sk: windowSk(today, byPk.get(pk)!.limits) })),
       );
       for (const item of items) {
-        const budget = byPk.get(str(item.pk) ?? '');
-        if (budget === undefined) continue;
-        const mw = num(item.mw);
-        const verdict = quotaVerdict(limits, windowCounts(item, today, -1), now);
-        if (mw !== undefined) this.windowMinute.set(budgetKey(budget, model), mw);
-        if (!verdict.ok) this.fullUntil.set(budgetKey(budget, model), verdict.retryAt);
+        const found = byPk.get(str(item.pk) ?? '');
+        if (found === undefined) continue;
+        const id = budgetKey(found.budget, model);
+        const counts = windowCounts(item, today, -1);
+        this.seen.set(id, counts);
+        const verdict = quotaVerdict(found.limits, counts, now);
+        if (!verdict.ok) this.markFull(id, found.limits, verdict.retryAt, verdict.metric);
       }
     }
   }
 
-  /** Claims one request of a budget's current windows. Undefined when granted, else when it may be. */
-  async claim(ref: KeyRef, model: string, limits: QuotaLimits, now: number): Promise<number | undefined> {
+  /**
+   * Claims one request, and `tokens` input tokens, of a budget's current windows in one conditional
+   * write. The claim when granted, else when (and by which limit) it may be.
+   */
+  async claim(
+    ref: KeyRef,
+    model: string,
+    limits: QuotaLimits,
+    now: number,
+    tokens = 0,
+  ): Promise<{ granted: BudgetClaim } | { retryAt: number; metric: BudgetMetric | undefined }> {
     const id = budgetKey(ref.budget, model);
     const today = pacificDay(now);
     const windowMs = rpmWindow(limits);
     const minute = minuteIndex(now, windowMs);
     // A budget is the project's (or key's) across every group: Gemini counts per project, not per group.
     const Key = { pk: `quota#${ref.budget}#${model}`, sk: windowSk(today, limits) };
-    const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#ttl': 'ttl' };
+    const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#t': 't', '#ttl': 'ttl' };
     const rpd = limits.rpd ?? Number.MAX_SAFE_INTEGER;
     const rpm = limits.rpm ?? Number.MAX_SAFE_INTEGER;
+    // The tokens already in the window may be at most this for the request to fit.
+    const tmax = limits.tpm === undefined ? Number.MAX_SAFE_INTEGER : limits.tpm - tokens;
     const ttl = ttlAfter(nextPacificMidnight(now));
-    let sameMinute = this.windowMinute.get(id) === minute;
+    let sameMinute = this.seen.get(id)?.minute === minute;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const out = sameMinute
           ? await this.table.update({
               Key,
-              UpdateExpression: 'SET #ttl = :ttl ADD #d :one, #m :one',
-              ConditionExpression: '#mw = :mw AND #m < :rpm AND #d < :rpd',
+              UpdateExpression: 'SET #ttl = :ttl ADD #d :one, #m :one, #t :tok',
+              ConditionExpression:
+                '#mw = :mw AND #m < :rpm AND #d < :rpd AND (attribute_not_exists(#t) OR #t <= :tmax)',
               ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ':one': 1, ':mw': minute, ':rpm': rpm, ':rpd': rpd, ':ttl': ttl },
+              ExpressionAttributeValues: {
+                ':one': 1,
+                ':tok': tokens,
+                ':mw': minute,
+                ':rpm': rpm,
+                ':rpd': rpd,
+                ':tmax': tmax,
+                ':ttl': ttl,
+              },
             })
           : await this.table.update({
               Key,
-              // First request of a new minute: restart the minute count, keep counting the day.
-              UpdateExpression: 'SET #mw = :mw, #m = :one, #ttl = :ttl ADD #d :one',
+              // First request of a new window: restart its counts, keep counting the day.
+              UpdateExpression: 'SET #mw = :mw, #m = :one, #t = :tok, #ttl = :ttl ADD #d :one',
               ConditionExpression:
                 '(attribute_not_exists(#mw) OR #mw < :mw) AND (attribute_not_exists(#d) OR #d < :rpd)',
               ExpressionAttributeNames: names,
-              ExpressionAttributeValues: { ':one': 1, ':mw': minute, ':rpd': rpd, ':ttl': ttl },
+              ExpressionAttributeValues: {
+                ':one': 1,
+                ':tok': tokens,
+                ':mw': minute,
+                ':rpd': rpd,
+                ':ttl': ttl,
+              },
             });
-        this.windowMinute.set(id, num(out?.mw) ?? minute);
+        const counts = windowCounts(out, today, minute);
+        this.seen.set(id, counts);
         // Took the last unit: skip this budget without a call until its window opens again.
-        const after = quotaVerdict(limits, windowCounts(out, today, minute), now);
-        if (!after.ok) this.fullUntil.set(id, after.retryAt);
-        return undefined;
+        const after = quotaVerdict(limits, counts, now);
+        if (!after.ok) this.markFull(id, limits, after.retryAt, after.metric);
+        return { granted: { budget: ref.budget, window: counts.minute, windowMs, tokens } };
       } catch (err) {
         const current = await this.table.itemOnConflict(err, Key);
-        const mw = num(current?.mw);
-        if (mw !== undefined) this.windowMinute.set(id, mw);
-        const verdict = quotaVerdict(
-          limits,
-          current === undefined ? undefined : windowCounts(current, today, -1),
-          now,
-        );
-        if (!verdict.ok) return verdict.retryAt;
-        // Not full: the write assumed the wrong minute (another instance rolled it, or we are first).
-        sameMinute = mw === minute;
+        const counts = current === undefined ? undefined : windowCounts(current, today, -1);
+        if (counts !== undefined) this.seen.set(id, counts);
+        const verdict = quotaVerdict(limits, counts, now, tokens);
+        if (!verdict.ok) {
+          // Full for any request (not merely for one this large): skip it without a call meanwhile.
+          if (verdict.metric !== 'tpm') this.markFull(id, limits, verdict.retryAt, verdict.metric);
+          return { retryAt: verdict.retryAt, metric: verdict.metric };
+        }
+        // Not full: the write assumed the wrong window (another instance rolled it, or we are first).
+        sameMinute = counts?.minute === minute;
       }
     }
-    // Clocks disagree about the minute: treat the budget as busy until the next one.
-    return (minute + 1) * windowMs;
+    // Clocks disagree about the window: treat the budget as busy until the next one.
+    return { retryAt: (minute + 1) * windowMs, metric: undefined };
+  }
+
+  /**
+   * Charges (or refunds) a claim's input tokens to the window it was made in, if that window is still the
+   * budget's current one: once it has passed, the difference no longer matters.
+   */
+  async reconcile(model: string, claim: BudgetClaim, delta: number): Promise<void> {
+    if (delta === 0) return;
+    const start = claim.window * claim.windowMs;
+    const Key = {
+      pk: `quota#${claim.budget}#${model}`,
+      sk: windowSk(pacificDay(start), { windowMs: claim.windowMs }),
+    };
+    try {
+      const out = await this.table.update({
+        Key,
+        UpdateExpression: 'ADD #t :delta',
+        ConditionExpression: '#mw = :mw',
+        ExpressionAttributeNames: { '#t': 't', '#mw': 'mw' },
+        ExpressionAttributeValues: { ':delta': delta, ':mw': claim.window },
+      });
+      this.seen.set(budgetKey(claim.budget, model), windowCounts(out, pacificDay(start), claim.window));
+    } catch (err) {
+      // The window has moved on (or the item expired): nothing left to reconcile.
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   /** Counts a request in the client's minute window; undefined when allowed, else when it may be. */
@@ -140,10 +228,18 @@ export class BudgetWindows {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       const retryAt = (minute + 1) * MINUTE_MS;
-      this.fullUntil.set(clientKey(client), retryAt);
+      this.fullUntil.set(clientKey(client), { until: retryAt, metric: undefined, limit: client.rpm });
       return retryAt;
     }
   }
+}
+
+/** A budget (or client) known to be full until `until`, by `metric`. */
+export interface Full {
+  readonly until: number;
+  readonly metric: BudgetMetric | undefined;
+  /** The limit it was full under. */
+  readonly limit: number;
 }
 
 /** Most budget×model (and client) entries each of the instance's hints holds. */
@@ -161,6 +257,7 @@ function windowCounts(item: Item | undefined, day: string, minute: number): Wind
     dayCount: num(item?.d) ?? 0,
     minute: num(item?.mw) ?? minute,
     minuteCount: num(item?.m) ?? 0,
+    minuteTokens: num(item?.t) ?? 0,
   };
 }
 

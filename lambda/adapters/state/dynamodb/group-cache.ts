@@ -1,7 +1,8 @@
 import { extendCooldown, isCooling } from '../../../core/key-state/cooldown.js';
 import { type KeyRecord, newKeyRecord, recordUpdates, toView } from '../../../core/key-state/key-record.js';
-import type { KeyStateUpdate, KeyView } from '../../../core/key-state/port.js';
+import type { KeyStateUpdate, KeyView, LearnedLimits } from '../../../core/key-state/port.js';
 import { groupPk, readGroupItem } from './key-items.js';
+import { learnedKey, mergeLearned, readLearnedItem } from './learned-items.js';
 import type { StateTable } from './table.js';
 
 /** What an instance knows of one key: its record, and when this instance last changed its status. */
@@ -14,6 +15,8 @@ export interface CachedKey extends KeyRecord {
 export interface GroupCache {
   at: number;
   keys: Map<string, CachedKey>;
+  /** Limits learned from Gemini, by budget×model (`learnedKey`). */
+  learned: Map<string, LearnedLimits>;
 }
 
 /**
@@ -55,12 +58,19 @@ export class GroupStateCache {
   /** Reads the group's state now, keeping what this instance wrote while the read was in flight. */
   async load(group: string): Promise<GroupCache> {
     const started = this.now();
-    const read: GroupCache = { at: started, keys: new Map() };
-    for (const item of await this.table.query(groupPk(group))) readGroupItem(item, (id) => cached(read, id));
+    const read: GroupCache = { at: started, keys: new Map(), learned: new Map() };
+    for (const item of await this.table.query(groupPk(group))) {
+      const learned = readLearnedItem(item);
+      if (learned !== undefined) read.learned.set(learned.id, learned.limits);
+      else readGroupItem(item, (id) => cached(read, id));
+    }
     // What this instance wrote while the read was in flight may not be in it: keep that. A cooldown
     // only extends, and one that has ended is not carried (the table's copy, if any, came with the read).
     const now = this.now();
-    for (const [keyId, mine] of this.groups.get(group)?.keys ?? []) {
+    const before = this.groups.get(group);
+    for (const [id, mine] of before?.learned ?? [])
+      read.learned.set(id, mergeLearned(read.learned.get(id), mine));
+    for (const [keyId, mine] of before?.keys ?? []) {
       const k = cached(read, keyId);
       for (const [model, cooldown] of mine.cooldowns) {
         if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
@@ -91,6 +101,17 @@ export class GroupStateCache {
    */
   views(cache: GroupCache, keys: ReadonlyArray<{ readonly keyId: string }>, copy = false): KeyView[] {
     return keys.map(({ keyId }) => toView(cached(cache, keyId), copy));
+  }
+
+  /** Notes a limit this instance learned (and wrote) in the group's cached copy, if the group is cached. */
+  learn(update: Extract<KeyStateUpdate, { kind: 'learned' }>): void {
+    const cache = this.groups.get(update.group);
+    if (cache === undefined) return;
+    const id = learnedKey(update.budget, update.model);
+    cache.learned.set(
+      id,
+      mergeLearned(cache.learned.get(id), { [update.metric]: { limit: update.limit, until: update.until } }),
+    );
   }
 
   /** The cached record of a key (made if the group is cached), to apply this instance's own writes to. */

@@ -4,12 +4,15 @@ import { applyUpdate } from '../../../core/key-state/key-record.js';
 import type {
   AcquireRequest,
   Acquisition,
+  KeyRef,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
+  LearnedLimitView,
   QuotaLimits,
 } from '../../../core/key-state/port.js';
-import { hasLimits } from '../../../core/key-state/quota.js';
+import { effectiveLimits, hasLimits } from '../../../core/key-state/quota.js';
+import { inForce, QuotaHold } from '../../../core/key-state/quota-hold.js';
 import { isUsable, pickKey, unavailable } from '../../../core/key-state/rotation.js';
 import { BudgetWindows } from './budgets.js';
 import { type GroupCache, GroupStateCache } from './group-cache.js';
@@ -24,6 +27,7 @@ import {
   storedCooldown,
   storedValidity,
 } from './key-items.js';
+import { learnedKey, learnedWrite } from './learned-items.js';
 import { SuccessTallies } from './success-tallies.js';
 import { num, StateTable } from './table.js';
 
@@ -87,8 +91,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       request.client === undefined ? undefined : this.budgets.claimClient(request.client, now);
     // Awaited below; marked handled now so a failing key claim can't leave it unhandled.
     clientClaim?.catch(() => undefined);
-    const result = hasLimits(request.limits)
-      ? await this.acquireWithBudget(request, request.limits)
+    const result = this.budgeted(request)
+      ? await this.acquireWithBudget(request)
       : await this.acquireByRotation(request);
     if (clientClaim !== undefined) {
       const retryAt = await clientClaim;
@@ -111,6 +115,12 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
         return this.changeStatus(update);
       case 'clear_expired':
         return this.clearExpired(update);
+      case 'learned':
+        await this.table.update(learnedWrite(update));
+        this.cache.learn(update);
+        return;
+      case 'tokens':
+        return this.budgets.reconcile(update.model, update.claim, update.delta);
       case 'checked':
         await this.table.update({
           Key: keyItemKey(update.group, update.keyId),
@@ -129,9 +139,39 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     );
   }
 
+  async learned(group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]> {
+    const wanted = new Set(budgets);
+    const out: LearnedLimitView[] = [];
+    for (const [id, limits] of (await this.cache.fresh(group)).learned) {
+      const [budget = '', model = ''] = id.split('\u0000');
+      const current = inForce(limits, now);
+      if (wanted.has(budget) && current !== undefined) out.push({ budget, model, limits: current });
+    }
+    return out;
+  }
+
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
   flush(): Promise<void> {
     return this.successes.flush();
+  }
+
+  /** The limits of a key's budget for the request's model: configured, else as Gemini reported (cached). */
+  private limitsOf(
+    cache: GroupCache | undefined,
+    request: AcquireRequest,
+    ref: KeyRef,
+  ): QuotaLimits | undefined {
+    const learned = cache?.learned.get(learnedKey(ref.budget, request.model));
+    const limits = effectiveLimits(request.limits, learned, request.now);
+    return hasLimits(limits) ? limits : undefined;
+  }
+
+  /** Whether the request needs a budget claim: configured limits, or limits learned for its model. */
+  private budgeted(request: AcquireRequest): boolean {
+    if (hasLimits(request.limits)) return true;
+    const cache = this.cache.peek(request.group);
+    if (cache === undefined || cache.learned.size === 0) return false;
+    return request.keys.some((k) => this.limitsOf(cache, request, k) !== undefined);
   }
 
   private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
@@ -151,65 +191,74 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       request.exclude,
       request.health,
     );
-    if ('retryAt' in picked) return unavailable(picked.retryAt, undefined);
+    if ('retryAt' in picked) return unavailable(picked.retryAt, undefined, { parked: picked.parked });
+    // The first read showed limits learned for this model: claim like any budgeted request.
+    if (this.limitsOf(cache, request, keys[picked.index]!) !== undefined)
+      return this.acquireWithBudget(request);
     return { kind: 'key', keyId: picked.keyId };
   }
 
-  private async acquireWithBudget(request: AcquireRequest, limits: QuotaLimits): Promise<Acquisition> {
+  private async acquireWithBudget(request: AcquireRequest): Promise<Acquisition> {
     const { group, keys, model, now } = request;
+    const tokens = request.tokens ?? 0;
     const cached = this.cache.peek(group);
     let pending: Promise<GroupCache> | undefined = this.cache.fresh(group);
     // Cold start: nothing to choose from yet, so this one read comes first.
     let cache = cached ?? (await pending);
     if (cached === undefined) pending = undefined;
     const skip = new Set(request.exclude);
-    let quotaRetryAt: number | undefined;
+    const held = new QuotaHold();
     const cursor = this.cursors.get(group) ?? Math.floor(Math.random() * keys.length);
     let surveyed = false;
     for (let tries = 0; tries <= keys.length; tries++) {
       for (const k of keys) {
-        const until = this.budgets.fullFor(k.budget, model, now);
-        if (until !== undefined) {
+        const limits = skip.has(k.keyId) ? undefined : this.limitsOf(cache, request, k);
+        if (limits === undefined) continue;
+        const full = this.budgets.fullFor(k.budget, model, now, limits);
+        if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
+        else if (full !== undefined) {
           skip.add(k.keyId);
-          quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, until);
-        }
+          held.held(full.until, full.metric);
+        } else if (!held.fits(this.budgets.hint(k.budget, model, limits, now, tokens))) skip.add(k.keyId);
       }
       const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip, request.health);
       if ('retryAt' in picked) {
-        if (pending === undefined) return unavailable(picked.retryAt, quotaRetryAt);
+        if (pending === undefined) return held.unavailable(picked);
         // The stale copy may be wrong about that too: decide on the fresh one.
         cache = await pending;
         pending = undefined;
         continue;
       }
       const ref = keys[picked.index]!;
-      let refused: number | undefined;
+      const limits = this.limitsOf(cache, request, ref);
+      const claim = limits === undefined ? undefined : this.budgets.claim(ref, model, limits, now, tokens);
+      let result: Awaited<typeof claim>;
       if (pending !== undefined) {
         // The claim goes out alongside the state read; if the fresh state rules the key out, the
         // claimed unit is spent unused (rare: only when the key changed within the cache time).
-        [cache, refused] = await Promise.all([pending, this.budgets.claim(ref, model, limits, now)]);
+        [cache, result] = await Promise.all([pending, claim]);
         pending = undefined;
         if (!isUsable(this.cache.views(cache, [ref])[0]!, model, now)) {
           skip.add(ref.keyId);
           continue;
         }
       } else {
-        refused = await this.budgets.claim(ref, model, limits, now);
+        result = await claim;
       }
-      if (refused === undefined) {
+      if (result === undefined || 'granted' in result) {
         if (request.retry !== true) this.cursors.set(group, picked.index + 1);
-        return { kind: 'key', keyId: picked.keyId };
+        return { kind: 'key', keyId: picked.keyId, claim: result?.granted };
       }
-      this.budgets.markFull(ref.budget, model, refused);
-      quotaRetryAt = Math.min(quotaRetryAt ?? Infinity, refused);
+      skip.add(ref.keyId);
+      held.held(result.retryAt, result.metric);
       if (!surveyed) {
         // Budgets tend to fill together: rather than find each full one by a failed claim, read the
         // other budgets' windows in one call and skip those already full.
         surveyed = true;
-        await this.budgets.survey(keys, model, limits, now);
+        await this.budgets.survey(keys, model, (k) => this.limitsOf(cache, request, k), now);
       }
     }
-    return unavailable(undefined, quotaRetryAt);
+    return held.unavailable({ retryAt: undefined });
   }
 
   private async advance(group: string, shard: number): Promise<number> {
@@ -223,18 +272,20 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return (num(out?.pos) ?? 1) - 1;
   }
 
-  /** Sets a cooldown if it extends the stored one; this instance then knows the longer of the two. */
+  /**
+   * Sets a cooldown if it extends the stored one. This instance knows it at once (a cooldown only
+   * extends, so what it learnt holds whatever the table says), and the longer stored one after a lost race.
+   */
   private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
     const Key = cooldownItemKey(update.group, update.keyId, update.model);
-    let known = update;
+    this.cached(update);
     try {
       await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
       const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
-      if (stored !== undefined) known = { ...update, cooldown: stored };
+      if (stored !== undefined) this.cached({ ...update, cooldown: stored });
     }
-    this.cached(known);
   }
 
   /**
