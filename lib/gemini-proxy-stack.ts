@@ -57,6 +57,7 @@ export class GeminiProxyStack extends Stack {
     this.monitoring = new Monitoring(this, 'Monitoring', {
       namespace,
       proxyFunction: this.proxy.fn,
+      proxyLogGroup: this.proxy.logGroup,
       healthCheckFunction: this.healthCheck.fn,
       healthCheckInterval: this.healthCheck.interval,
       alertEmail: props.alertEmail,

@@ -17,6 +17,9 @@ export interface ClientIdentity {
   readonly rpm: number | undefined;
 }
 
+/** Who sent a request, as logs and usage name it: never the token. */
+export type Caller = Pick<ClientIdentity, 'clientId' | 'name'>;
+
 /** Checks presented client tokens against configured ones by hash, in constant time per token. */
 export class TokenVerifier {
   private readonly entries: ReadonlyArray<{ hash: Buffer; identity: ClientIdentity }>;

@@ -20,6 +20,7 @@ import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from '
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
 import { estimateInputTokens } from './token-estimate.js';
+import type { UsageLedger } from './usage-ledger.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -42,6 +43,11 @@ export interface ProxyDeps {
    * `upstream` settings, which must be the same for each proxy it is given to. @default a new one
    */
   readonly catalog?: ModelCatalog;
+  /**
+   * Where each forwarded request is counted (per day, client, key and model). The entry flushes it, as it
+   * does the store, before an invocation ends. @default none
+   */
+  readonly usage?: UsageLedger;
 }
 
 /** The client's proxy token, from `Authorization: Bearer`, `x-goog-api-key` or `?key=`. */
@@ -106,6 +112,7 @@ export class GeminiProxy {
       metrics: deps.metrics ?? noMetrics,
       now: this.now,
       openCircuits: () => this.health.openCircuits(),
+      usage: deps.usage,
     });
     this.forwarder = new Forwarder({
       config: deps.config,
@@ -246,6 +253,7 @@ export class GeminiProxy {
       groups: this.groupsFor(model),
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
+      caller: client,
       generation,
       // Input tokens, estimated: claimed where a token budget (configured or learned) applies.
       tokens: generation === undefined ? 0 : estimateInputTokens(route, body),

@@ -9,6 +9,7 @@ import type { MetricsSink } from '../core/metrics.js';
 import { ModelCatalog } from '../core/model-catalog.js';
 import { GeminiProxy } from '../core/proxy.js';
 import { StateWrites } from '../core/state-writes.js';
+import type { UsageLedger } from '../core/usage-ledger.js';
 
 /**
  * Settings read once when the server starts: the listening sockets and their timers (`server`), the state
@@ -83,6 +84,8 @@ export interface ProxyGenerationDeps {
   readonly logger: Logger;
   readonly now?: (() => number) | undefined;
   readonly metrics?: MetricsSink | undefined;
+  /** Where each request's usage is counted; shared by every generation, like the store. */
+  readonly usage?: UsageLedger | undefined;
 }
 
 /** What a reload did. */

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { configFromText, type LoadedConfig, loadConfigSource } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { PrometheusMetrics } from '../adapters/prometheus-metrics.js';
-import { createStateStore } from '../adapters/state/create-state-store.js';
+import { createStateStore, createUsageLedger } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError } from '../core/config/parse.js';
 import type { ProxyConfig } from '../core/config/schema.js';
@@ -17,6 +17,7 @@ import type { Logger } from '../core/logger.js';
 import { everySink, type MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
 import type { GeminiProxy } from '../core/proxy.js';
+import type { UsageLedger } from '../core/usage-ledger.js';
 import { watchConfig } from './config-watch.js';
 import { clientErrorAnswer, foreignSite, rawAnswer } from './guards.js';
 import { type MetricsListener, startMetricsListener } from './metrics-server.js';
@@ -30,6 +31,8 @@ export interface LocalServerOptions {
   readonly upstream?: UpstreamClient;
   readonly now?: () => number;
   readonly metrics?: MetricsSink;
+  /** @default the ledger beside the store the config names (`createUsageLedger`) */
+  readonly usage?: UsageLedger;
 }
 
 export interface RunningServer {
@@ -59,6 +62,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
   const limits = config.server;
   const upstream = options.upstream ?? new NodeUpstreamClient();
   const store = options.store ?? (await createStateStore(config.state, logger));
+  const usage = options.usage ?? createUsageLedger(config.state, logger);
   // Scraped key counts and circuits come from the proxy serving at the time.
   const prometheus =
     limits.metrics_port === undefined ? undefined : new PrometheusMetrics(() => proxies.proxy.describe());
@@ -68,6 +72,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     upstream,
     now: options.now,
     metrics: everySink(options.metrics, prometheus),
+    usage,
   });
   let port = 0;
   /** Responses begun and not yet closed on each connection: a raw error answer must not cut into one. */
@@ -211,7 +216,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       clearInterval(sweep);
       clearTimeout(timer);
       await proxies.settle();
-      await store.flush();
+      await Promise.all([store.flush(), usage.flush()]);
       if (upstream instanceof NodeUpstreamClient) upstream.close();
     },
   };

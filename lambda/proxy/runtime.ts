@@ -3,7 +3,8 @@ import * as z from 'zod/mini';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { LambdaInstance, lambdaState, required } from '../adapters/lambda-env.js';
 import type { SecretCache } from '../adapters/secret-cache.js';
-import { ConfigError, parseConfig } from '../core/config/parse.js';
+import { createUsageLedger } from '../adapters/state/create-state-store.js';
+import { ConfigError, parseConfig, parseStateConfig } from '../core/config/parse.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import { InstanceHealth } from '../core/instance-health.js';
 import type { KeyStateStore } from '../core/key-state/port.js';
@@ -13,6 +14,7 @@ import { ModelCatalog } from '../core/model-catalog.js';
 import { openAiError } from '../core/openai-errors.js';
 import { GeminiProxy } from '../core/proxy.js';
 import { StateWrites } from '../core/state-writes.js';
+import type { UsageLedger } from '../core/usage-ledger.js';
 
 /** Every environment variable the proxy function reads; the stack sets exactly these (tests hold both to it). */
 export const PROXY_FUNCTION_ENV = [
@@ -29,9 +31,11 @@ export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number
 
 /** The keys secret: `{"groups":[…]}`, the config file's `groups` shape. */
 const keysSecretSchema = z.object({ groups: z.array(z.unknown()) });
-/** The client-tokens secret: SHA-256 hashes of tokens, each with an optional per-minute limit. */
+/** The client-tokens secret: SHA-256 hashes of tokens, each with an optional name and per-minute limit. */
 const tokensSecretSchema = z.object({
-  tokens: z.array(z.object({ sha256: z.string(), rpm: z.optional(z.number()) })),
+  tokens: z.array(
+    z.object({ sha256: z.string(), name: z.optional(z.string()), rpm: z.optional(z.number()) }),
+  ),
 });
 
 type Current =
@@ -54,14 +58,25 @@ export class ProxyRuntime extends LambdaInstance {
   private writes: StateWrites | undefined;
   private catalog: ModelCatalog | undefined;
   private readonly metrics: MetricsSink;
+  /** Usage counted by every configuration this instance builds; flushed with the store. */
+  private readonly usage: UsageLedger;
 
   constructor(
     env: ProxyFunctionEnv,
-    options: { logger?: Logger; secrets?: SecretsManagerClient; store?: KeyStateStore } = {},
+    options: {
+      logger?: Logger;
+      secrets?: SecretsManagerClient;
+      store?: KeyStateStore;
+      /** @default the DynamoDB ledger on TABLE_NAME */
+      usage?: UsageLedger;
+    } = {},
   ) {
     super(env, { ...options, secretTimeoutMs: 3000, secretMaxAgeMs: Number(env.SECRET_CACHE_MS ?? 60_000) });
     this.tokens = this.secret(required(env, 'TOKENS_SECRET_ID'));
     this.metrics = new EmfMetrics(this.metricsNamespace);
+    this.usage =
+      options.usage ??
+      createUsageLedger(parseStateConfig(lambdaState(this.settings, this.table)), this.logger);
   }
 
   /** Answers a request with the proxy built from the current secrets, or a clear 503 while there is none. */
@@ -80,10 +95,10 @@ export class ProxyRuntime extends LambdaInstance {
     return response;
   }
 
-  /** Awaits every state write started so far and flushes buffered counters (before a stream ends). */
+  /** Awaits every state write started so far and flushes buffered counters and usage (before a stream ends). */
   async settle(): Promise<void> {
     await this.writes?.settle();
-    await (await this.store).flush();
+    await Promise.all([this.store.then((store) => store.flush()), this.usage.flush()]);
   }
 
   private async current(): Promise<Current> {
@@ -152,6 +167,7 @@ export class ProxyRuntime extends LambdaInstance {
             health: this.health,
             writes: this.writes,
             catalog: this.catalog,
+            usage: this.usage,
           }),
         };
       } catch (err) {

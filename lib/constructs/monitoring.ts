@@ -5,6 +5,8 @@ import {
   Dashboard,
   GraphWidget,
   type IMetric,
+  LogQueryVisualizationType,
+  LogQueryWidget,
   MathExpression,
   Metric,
   SingleValueWidget,
@@ -12,6 +14,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -21,6 +24,8 @@ export interface MonitoringProps {
   /** The CloudWatch namespace both functions' metrics go to. */
   readonly namespace: string;
   readonly proxyFunction: IFunction;
+  /** The proxy's log group: its JSON `request` lines feed the usage widgets (Logs Insights). */
+  readonly proxyLogGroup: ILogGroup;
   readonly healthCheckFunction: IFunction;
   readonly healthCheckInterval: Duration;
   /** Where alarms (and their recovery) are emailed. @default none: no subscription */
@@ -30,6 +35,33 @@ export interface MonitoringProps {
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
+
+/**
+ * Logs Insights queries over the proxy's `request` lines (lambda/core/forwarding/request-log.ts): who and
+ * which key used how much, without a custom metric per key or client (each would cost every month).
+ * `client` is the token's name or id; `keyId` a hash prefix: no secret is ever in a line.
+ */
+export const USAGE_QUERIES = {
+  'Top keys by errors (answers ≥ 400)': [
+    'filter message = "request" and ispresent(keyId) and status >= 400',
+    'stats count(*) as errors by keyId',
+    'sort errors desc',
+    'limit 20',
+  ],
+  'Top clients by requests': [
+    'filter message = "request" and ispresent(client)',
+    'stats count(*) as requests by client',
+    'sort requests desc',
+    'limit 20',
+  ],
+  'Top clients by tokens': [
+    'filter message = "request" and ispresent(client) and ispresent(inputTokens)',
+    'fields inputTokens + outputTokens as tokens',
+    'stats sum(tokens) as totalTokens, sum(inputTokens) as input, sum(outputTokens) as output by client',
+    'sort totalTokens desc',
+    'limit 20',
+  ],
+} as const;
 
 /** Dashboard, alarms and the SNS topic that emails the operator when one fires and when it recovers. */
 export class Monitoring extends Construct {
@@ -227,6 +259,19 @@ export class Monitoring extends Construct {
         ],
         width: 12,
       }),
+    );
+    this.dashboard.addWidgets(
+      ...Object.entries(USAGE_QUERIES).map(
+        ([title, lines]) =>
+          new LogQueryWidget({
+            title,
+            logGroupNames: [props.proxyLogGroup.logGroupName],
+            queryLines: [...lines],
+            view: LogQueryVisualizationType.TABLE,
+            width: 8,
+            height: 8,
+          }),
+      ),
     );
   }
 }

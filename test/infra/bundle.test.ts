@@ -102,7 +102,9 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
 
   it('is a single ESM file within the size budget', () => {
     expect(existsSync(bundlePath)).toBe(true);
-    expect(statSync(bundlePath).size).toBeLessThanOrEqual(350 * 1024);
+    // 350 KiB until quota intelligence, the token estimator and fallbacks (main: 371.3 KiB) and usage
+    // accounting (+3.4 KiB: 374.7 KiB) took it past.
+    expect(statSync(bundlePath).size).toBeLessThanOrEqual(380 * 1024);
   });
 
   it('leaves out the local server and its Prometheus metrics (prom-client)', () => {

@@ -5,8 +5,12 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { JsonLogger } from '../../lambda/adapters/logger.js';
+import { RequestLog } from '../../lambda/core/forwarding/request-log.js';
+import { noMetrics } from '../../lambda/core/metrics.js';
 import { HEALTH_CHECK_ENV } from '../../lambda/health-check/runtime.js';
 import { PROXY_FUNCTION_ENV } from '../../lambda/proxy/runtime.js';
+import { USAGE_QUERIES } from '../../lib/constructs/monitoring.js';
 import { GeminiProxyStack } from '../../lib/gemini-proxy-stack.js';
 import { tempDirs } from '../support/temp-dir.js';
 
@@ -351,5 +355,76 @@ describe('Stack: health check, alarms and dashboard', () => {
     ]) {
       expect(body).toContain(name);
     }
+  });
+
+  it('has Logs Insights widgets over the proxy log group whose fields the request line carries', () => {
+    // Prepare: the dashboard's log widgets, and a request line as the proxy writes it
+    const [dash] = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dash!.Properties.DashboardBody);
+    const logGroups = Object.keys(template.findResources('AWS::Logs::LogGroup'));
+    const proxyLogs = logGroups.find((id) => id.startsWith('ProxyLogs'))!;
+    const lines: string[] = [];
+    new RequestLog({
+      logger: new JsonLogger('info', (l) => lines.push(l)),
+      metrics: noMetrics,
+      now: () => 0,
+      openCircuits: () => 0,
+    }).forwarded(
+      {
+        request: {
+          method: 'POST',
+          path: '/v1/chat/completions',
+          query: '',
+          headers: {},
+          requestId: 'r',
+        } as never,
+        started: 0,
+        model: 'gemini-2.5-flash',
+        caller: { clientId: 'c0ffee0000000000', name: 'ci' },
+      },
+      200,
+      {
+        count: 1,
+        retries: 0,
+        upstreamErrors: { transient: 0, quota: 0, deadKey: 0 },
+        keyCooldowns: 0,
+        tokens: { input: 3, output: 4 },
+        keyId: 'abcdef0123456789',
+      },
+    );
+    const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+
+    // Assess: one widget per query, each reading the proxy's log group (and only it)
+    for (const [title, query] of Object.entries(USAGE_QUERIES)) {
+      expect(body).toContain(title);
+      // Each line as it sits in the body: a JSON string inside the dashboard's JSON, stringified again here.
+      for (const l of query) expect(body).toContain(JSON.stringify(JSON.stringify(l)).slice(3, -3));
+    }
+    expect(body.match(/\\"type\\":\\"log\\"/g)).toHaveLength(3);
+    expect(body.split(`{"Ref":"${proxyLogs}"}`)).toHaveLength(4);
+    for (const other of logGroups.filter((id) => id !== proxyLogs)) expect(body).not.toContain(other);
+    // Every field a query reads (not its own aliases, not the query language's words) is in the line
+    const words = new Set([
+      'filter',
+      'and',
+      'ispresent',
+      'stats',
+      'count',
+      'sum',
+      'as',
+      'by',
+      'sort',
+      'desc',
+    ]);
+    for (const query of Object.values(USAGE_QUERIES)) {
+      const text = query.join(' | ').replace(/"[^"]*"/g, '');
+      const aliases = new Set([...text.matchAll(/\bas (\w+)/g)].map((m) => m[1]));
+      const fields = [...text.matchAll(/\b[a-zA-Z]\w*\b/g)]
+        .map((m) => m[0])
+        .filter((w) => !words.has(w) && !aliases.has(w) && w !== 'limit' && w !== 'fields');
+      expect(fields.length).toBeGreaterThan(0);
+      for (const field of fields) expect(Object.keys(line)).toContain(field);
+    }
+    expect(line).toMatchObject({ message: 'request', client: 'ci', keyId: 'abcdef0123456789', status: 200 });
   });
 });

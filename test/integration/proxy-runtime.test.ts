@@ -3,12 +3,14 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
+import { DynamoDbUsageSource } from '../../lambda/adapters/state/dynamodb/usage-ledger.js';
 import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js';
 import { keyId } from '../../lambda/core/credentials.js';
 import type { ProxyRequest } from '../../lambda/core/http.js';
 import type { KeyStateStore } from '../../lambda/core/key-state/port.js';
+import { readUsage } from '../../lambda/core/usage-rows.js';
 import { ProxyRuntime } from '../../lambda/proxy/runtime.js';
-import { type DynamoEngine, startDynamoEngine } from '../support/dynamo-engine.js';
+import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 
 const KEYS = ['fake-key-runtime-001', 'fake-key-runtime-002', 'fake-key-runtime-003'];
@@ -229,5 +231,49 @@ describe('Class: ProxyRuntime', () => {
     await settling;
     const [view] = await memory.describe('primary', [keyId(KEYS[0]!)]);
     expect(view!.cooldowns.get('gemini-2.5-flash')).toBeDefined();
+  });
+
+  it('counts each invocation in the usage table under the token name from the secret, by its end', async () => {
+    // Prepare: the tokens secret names its client (earlier tests' requests count under the same id)
+    values.keys = keysSecret(KEYS.slice(0, 1));
+    const previous = values.tokens;
+    values.tokens = JSON.stringify({ tokens: [{ sha256: sha256(TOKEN), name: 'runtime-ci' }] });
+    const rt = runtime();
+    const source = new DynamoDbUsageSource(testClient(engine.endpoint), engine.table);
+    const id = sha256(TOKEN).slice(0, 16);
+    const counted = async () => {
+      const rows = await readUsage(source, { days: 2, by: 'client', now: Date.now() });
+      const mine = rows.filter((r) => r.clientId === id);
+      const sum = (f: (r: (typeof rows)[number]) => number) => mine.reduce((n, r) => n + f(r), 0);
+      return {
+        names: mine.map((r) => r.client),
+        requests: sum((r) => r.requests),
+        errors: sum((r) => r.errors),
+        inputTokens: sum((r) => r.inputTokens),
+      };
+    };
+    try {
+      const baseline = await counted();
+
+      // Act
+      const res = await rt.handle(request('/v1/chat/completions', chat));
+      // As the handler does: the answer streams out, then the invocation settles.
+      let text = '';
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString();
+      const during = await counted();
+      await rt.settle();
+
+      // Assess: nothing written during the request; one request, named, once the invocation settled
+      expect(res.status).toBe(200);
+      const usage = /"prompt_tokens":(\d+)/.exec(text);
+      expect(during).toEqual(baseline);
+      const after = await counted();
+      expect(after.requests).toBe(baseline.requests + 1);
+      expect(after.errors).toBe(baseline.errors);
+      expect(after.inputTokens).toBe(baseline.inputTokens + Number(usage![1]));
+      expect(after.names).toContain('runtime-ci');
+    } finally {
+      values.tokens = previous;
+    }
   });
 });

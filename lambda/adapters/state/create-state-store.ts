@@ -1,11 +1,14 @@
 import type { StateConfig } from '../../core/config/schema.js';
 import type { KeyStateStore } from '../../core/key-state/port.js';
 import type { Logger } from '../../core/logger.js';
+import type { UsageLedger } from '../../core/usage-ledger.js';
 import { onAnswer, stateClient } from './dynamodb/client.js';
 import { ensureTable } from './dynamodb/ensure-table.js';
 import { DynamoDbKeyStateStore } from './dynamodb/store.js';
+import { DynamoDbUsageLedger } from './dynamodb/usage-ledger.js';
 import { FallbackKeyStateStore } from './fallback-store.js';
 import { MemoryKeyStateStore } from './memory-store.js';
+import { MemoryUsageLedger } from './memory-usage-ledger.js';
 
 /**
  * Builds the key-state store the config names: in-memory, or DynamoDB behind a fallback to local state.
@@ -37,4 +40,14 @@ export async function createStateStore(state: StateConfig, logger: Logger): Prom
   });
   onAnswer(client, () => store.heard());
   return store;
+}
+
+/**
+ * Builds the usage ledger beside the store the config names: in memory, or in the same DynamoDB table
+ * (its own client: usage writes are off the hot path and must not count towards the store's outage
+ * detection). Create the store first: it creates the table where `state.create_table` is set.
+ */
+export function createUsageLedger(state: StateConfig, logger: Logger): UsageLedger {
+  if (state.store === 'memory') return new MemoryUsageLedger();
+  return new DynamoDbUsageLedger({ client: stateClient(state), table: state.table, logger });
 }

@@ -22,7 +22,7 @@ export interface ForwardJob extends UpstreamCall, ForwardedRequest {
   readonly model: string;
   readonly groups: readonly KeyGroup[];
   readonly started: number;
-  /** The client's per-minute limit, if it has one. */
+  /** The client's per-minute limit, if it has one (who the client is: `caller`). */
   readonly client: ClientLimit | undefined;
   /** Estimated input tokens (generation calls; 0 otherwise), claimed where a token budget applies. */
   readonly tokens: number;

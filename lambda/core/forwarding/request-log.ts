@@ -1,7 +1,9 @@
 /** The end of every request, forwarded or refused: its log line and its metrics, built in one place. */
+import type { Caller } from '../credentials.js';
 import type { ProxyRequest } from '../http.js';
 import type { Logger } from '../logger.js';
 import type { MetricsSink, RequestMetrics } from '../metrics.js';
+import type { UsageLedger } from '../usage-ledger.js';
 
 /** What a forwarded request did at Gemini, as its log line and metrics tell it. */
 export interface ForwardFacts {
@@ -35,11 +37,14 @@ export interface ForwardedRequest {
   readonly fallbackFrom?: string | undefined;
   /** Calls made for the other models of a fallback chain, counted with this model's. */
   readonly earlier?: CallCounts | undefined;
+  /** The client whose token the request carried (none when the proxy runs without tokens). */
+  readonly caller?: Caller | undefined;
 }
 
 interface Forwarded {
   readonly model: string;
   readonly fallbackFrom: string | undefined;
+  readonly caller: Caller | undefined;
   readonly facts: ForwardFacts;
   readonly streamError: string | undefined;
 }
@@ -65,6 +70,8 @@ interface RequestLogDeps {
   readonly now: () => number;
   /** Upstream circuits open on this instance, recorded with each forwarded request. */
   readonly openCircuits: () => number;
+  /** Where each forwarded request is counted. @default none */
+  readonly usage?: UsageLedger | undefined;
 }
 
 /**
@@ -81,15 +88,26 @@ export class RequestLog {
 
   /**
    * A forwarded request, once it is answered (a relayed stream: once the stream ends, `streamError`
-   * saying why if it ended early).
+   * saying why if it ended early). Counted in the usage ledger as well.
    */
   forwarded(job: ForwardedRequest, status: number, facts: ForwardFacts, streamError?: string): void {
     this.write(job.request, job.started, status, {
       model: job.model,
       fallbackFrom: job.fallbackFrom,
+      caller: job.caller,
       // The calls made for the other models of a fallback chain count too.
       facts: job.earlier === undefined ? facts : { ...facts, ...addCalls(facts, job.earlier) },
       streamError,
+    });
+    // Counted under the model that answered (a fallback's), like the log line's `model`.
+    this.deps.usage?.add({
+      at: this.deps.now(),
+      client: job.caller,
+      keyId: facts.keyId,
+      model: job.model,
+      status,
+      streamError,
+      tokens: facts.tokens,
     });
   }
 
@@ -103,6 +121,7 @@ export class RequestLog {
       status,
       latencyMs,
       ...(sent && {
+        client: sent.caller?.name ?? sent.caller?.clientId,
         attempts: sent.facts.count,
         group: sent.facts.group,
         keyId: sent.facts.keyId,

@@ -51,6 +51,7 @@ export interface DynamoDbStoreOptions {
  * | `grp#<group>` | `key#…`, `cool#…` | key status and cooldowns: see `key-items.ts` |
  * | `rr#<group>#<shard>` | `rr` | rotation counter `pos` |
  * | `quota#…`, `client#…` | | budget and client windows: see {@link BudgetWindows} |
+ * | `usage#<day>` | `<clientId>#<keyId>#<model>` | usage counters (not the store's): see `usage-ledger.ts` |
  *
  * The rules are the core's: this store only translates. Every write that decides something is
  * conditional, its condition mirroring a rule of `applyUpdate` (a cooldown only extends, a key already
