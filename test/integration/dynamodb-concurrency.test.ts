@@ -154,6 +154,42 @@ describe('Integration: DynamoDB store shared by 8 instances (real engine)', () =
     expect(results.filter((r) => r.kind === 'key')).toHaveLength(30);
   });
 
+  it('never passes an input-token window under concurrency, with mixed prompt sizes', async () => {
+    // Prepare: two budgets of 10,000 tokens a window; 200 claims of 100 to 2,000 tokens at once
+    const stores = instances();
+    const keys = keyRefs(2, (i) => `key:tokens${i}`);
+    const now = Date.now();
+    const sizes = Array.from({ length: 200 }, (_, i) => 100 + ((i * 733) % 1901));
+
+    // Act
+    const results = await Promise.all(
+      sizes.map((tokens, i) =>
+        stores[i % INSTANCES]!.acquire({
+          group: 'tokens',
+          keys,
+          model: 'm',
+          now,
+          exclude: new Set(),
+          limits: { tpm: 10_000 },
+          tokens,
+        }),
+      ),
+    );
+
+    // Assess: per budget, the tokens granted (and the stored count) stay within the window
+    const granted = new Map<string, number>();
+    results.forEach((r, i) => {
+      if (r.kind === 'key') granted.set(r.keyId, (granted.get(r.keyId) ?? 0) + sizes[i]!);
+    });
+    const items = await tableItems('quota#key:tokens');
+    expect(items).toHaveLength(2);
+    for (const item of items) expect(Number(item.t)).toBeLessThanOrEqual(10_000);
+    for (const total of granted.values()) expect(total).toBeLessThanOrEqual(10_000);
+    expect([...granted.values()].reduce((a, b) => a + b, 0)).toBe(items.reduce((a, i) => a + Number(i.t), 0));
+    // And the windows are well used: more than half of each is granted.
+    for (const total of granted.values()) expect(total).toBeGreaterThan(5_000);
+  });
+
   it('limits a client across instances exactly', async () => {
     const stores = instances();
     const keys = keyRefs(4);
