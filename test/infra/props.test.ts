@@ -29,6 +29,21 @@ describe('Stack: props checked at synth', () => {
     // @ts-expect-error: the settings' type knows its sections, so a misspelt one fails to compile too
     expect(() => synth({ settings: { polcy: {} } })).toThrow(/unknown field polcy|Unrecognized key/);
     expect(() => synth({ memorySize: 100.5 })).toThrow(/memorySize/);
+    expect(() => synth({ settings: { fallbacks: { 'gemini-2.5-pro': ['Not A Model'] } } })).toThrow(
+      /fallbacks\.gemini-2\.5-pro\[0\]: expected a model name/,
+    );
+  });
+
+  it('takes model fallbacks in the settings (the secrets hold only keys and tokens)', () => {
+    const settings = { fallbacks: { 'gemini-2.5-pro': ['gemini-2.5-flash'] } };
+    const template = synth({ settings });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          PROXY_SETTINGS: Match.stringLikeRegexp('"fallbacks":\\{"gemini-2.5-pro"'),
+        }),
+      },
+    });
   });
 
   it('passes typed settings through as the function reads them, with the timeout as the request bound', () => {

@@ -218,6 +218,13 @@ const clientTokenSchema = z.union(
   'expected a token, { token, name, rpm } or { sha256, name, rpm }',
 );
 
+/** `fallbacks`: for a model, the models that may serve its requests when none of its keys can. */
+export const fallbacksSchema = z.record(
+  modelName(),
+  z.array(modelName(), 'expected a list of models'),
+  'expected a mapping of model to models',
+);
+
 /** The whole proxy configuration, as read from YAML (snake_case, like the file). */
 export const configSchema = z.strictObject({
   server: withDefault(serverSchema, serverSchema.parse({})),
@@ -230,14 +237,7 @@ export const configSchema = z.strictObject({
    * Opt-in model fallbacks: when no key of any group can serve a model now, the request is served by the
    * next model of its list (in order). Never on a client error; a client opts out per request.
    */
-  fallbacks: withDefault(
-    z.record(
-      modelName(),
-      z.array(modelName(), 'expected a list of models'),
-      'expected a mapping of model to models',
-    ),
-    {},
-  ),
+  fallbacks: withDefault(fallbacksSchema, {}),
 });
 
 export type ProxyConfig = z.output<typeof configSchema>;

@@ -1,15 +1,16 @@
 import * as z from 'zod/mini';
 import { issuesError } from './parse.js';
-import { policySchema, stateSchema, upstreamSchema } from './schema.js';
+import { fallbacksSchema, policySchema, stateSchema, upstreamSchema } from './schema.js';
 
 const settingsSchema = z.strictObject({
   upstream: z.optional(upstreamSchema),
   policy: z.optional(policySchema),
   state: z.optional(stateSchema),
+  fallbacks: z.optional(fallbacksSchema),
 });
 
 /**
- * The deployable subset of the config (`upstream`, `policy`, `state`), as written: every field optional
+ * The deployable subset of the config (`upstream`, `policy`, `state`, `fallbacks`), as written: every field optional
  * (defaults are applied when the full config is parsed), snake_case like the config file.
  */
 export type ProxySettings = z.input<typeof settingsSchema>;
