@@ -105,10 +105,10 @@ describe('Class: Forwarder', () => {
   });
 
   /** A forwarder over one group of KEYS, with `policy` merged over quick retries. */
-  function forwarder(policy: Record<string, unknown> = {}) {
+  function forwarder(policy: Record<string, unknown> = {}, limits?: Record<string, unknown>, tokens = 0) {
     const config = parseConfig({
       client_tokens: ['client-token-fwd'],
-      groups: [{ name: 'primary', api_keys: KEYS, target_url: TARGET }],
+      groups: [{ name: 'primary', api_keys: KEYS, target_url: TARGET, ...(limits && { limits }) }],
       upstream: { model_list_ms: 0 },
       policy: { transient_retry_delay_ms: 1, ...policy },
     });
@@ -149,7 +149,7 @@ describe('Class: Forwarder', () => {
       started: clock.now,
       client: undefined,
       generation: 'whole',
-      tokens: 0,
+      tokens,
     });
     /** Forwards one request and reads its whole answer (so a relayed one has ended and been logged). */
     return async () => {
@@ -195,6 +195,30 @@ describe('Class: Forwarder', () => {
     expect((await view(0)).cooldowns.get(MODEL)).toEqual({ until: clock.now + 30_000, cause: 'rpm' });
     expect((await view(1)).cooldowns.size).toBe(0);
     expect(metrics[0]).toMatchObject({ upstreamErrors: { quota: 1 }, keyCooldowns: 1, refusal: undefined });
+  });
+
+  it("refunds the input tokens a 429'd call claimed: Gemini did not spend them", async () => {
+    // Prepare: 1,000 input tokens a window per key; requests of 600 tokens
+    const forward = forwarder({}, { tpm: 1000 }, 600);
+    upstream.script(0, quota('1s'));
+
+    // Act: the first call (key 0) gets a 429, the next key serves; then a second request
+    const first = await forward();
+    const second = await forward();
+
+    // Assess: both served; key 0's 600 were refunded, so its window takes a whole 1,000 again
+    expect(first.response.status).toBe(200);
+    expect(second.response.status).toBe(200);
+    const again = await store.acquire({
+      group: 'primary',
+      keys: [{ keyId: keyId(KEYS[0]!), budget: `key:${keyId(KEYS[0]!)}` }],
+      model: MODEL,
+      now: clock.now + 1001,
+      exclude: new Set(),
+      limits: { tpm: 1000 },
+      tokens: 1000,
+    });
+    expect(again.kind).toBe('key');
   });
 
   it('retries a transient 503 on the same key, then cools it briefly and rotates', async () => {

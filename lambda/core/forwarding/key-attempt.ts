@@ -195,7 +195,11 @@ export class KeyAttempt {
         return { response: failure.answer };
       case 'cool_and_rotate': {
         const { cooldown } = decision;
-        if (failure.outcome.kind === 'quota') this.learn(failure.outcome);
+        if (failure.outcome.kind === 'quota') {
+          this.learn(failure.outcome);
+          // Gemini refused the call before reading it: the tokens claimed for it were not spent.
+          this.reconcile({ input: 0 });
+        }
         if (cooldown !== undefined) {
           attempts.keyCooldowns++;
           // A quota is the project's: every key of the key's budget in this group is held by it alike.
