@@ -4,6 +4,7 @@ import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { LambdaInstance, lambdaState, required } from '../adapters/lambda-env.js';
 import type { SecretCache } from '../adapters/secret-cache.js';
 import { ConfigError, parseConfig } from '../core/config/parse.js';
+import { keysSecretSchema, tokensSecretSchema } from '../core/config/secrets.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import { InstanceHealth } from '../core/instance-health.js';
 import type { KeyStateStore } from '../core/key-state/port.js';
@@ -27,12 +28,6 @@ export const PROXY_FUNCTION_ENV = [
 
 export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number], string>>;
 
-/** The keys secret: `{"groups":[…]}`, the config file's `groups` shape. */
-const keysSecretSchema = z.object({ groups: z.array(z.unknown()) });
-/** The client-tokens secret: SHA-256 hashes of tokens, each with an optional per-minute limit. */
-const tokensSecretSchema = z.object({
-  tokens: z.array(z.object({ sha256: z.string(), rpm: z.optional(z.number()) })),
-});
 
 type Current =
   | { readonly kind: 'ready'; readonly proxy: GeminiProxy }

@@ -155,10 +155,13 @@ describe('Stack: GeminiProxyStack', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 14 });
   });
 
-  it('outputs the function URL, the OpenAI base URL, the table and the secret names', () => {
+  it('outputs the function URL, the OpenAI base URL, the table, the secret names and the health check (what the CLI reads)', () => {
     for (const name of ['FunctionUrl', 'OpenAiBaseUrl', 'TableName', 'KeysSecretName', 'TokensSecretName']) {
       template.hasOutput(name, {});
     }
+    template.hasOutput('HealthCheckFunctionName', {
+      Value: { Ref: Match.stringLikeRegexp('^HealthCheck') },
+    });
     template.hasOutput('OpenAiBaseUrl', {
       Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [Match.anyValue(), 'FunctionUrl'] }, 'v1']] },
     });

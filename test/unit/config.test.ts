@@ -117,8 +117,8 @@ describe('Function: parseConfig', () => {
       groups: [{ name: 'g', api_keys: ['k1', { key: 'k2', project: 'p' }], limits: { rpm: 10, rpd: 250 } }],
     });
     expect(configuredKeys(config.groups[0]!)).toEqual([
-      { apiKey: 'k1', project: undefined },
-      { apiKey: 'k2', project: 'p' },
+      { apiKey: 'k1', project: undefined, disabled: false },
+      { apiKey: 'k2', project: 'p', disabled: false },
     ]);
     expect(configuredTokens(config)).toEqual([
       { token: 'plain', rpm: undefined },
@@ -131,7 +131,7 @@ describe('Function: parseConfig', () => {
     const err = errorOf(() =>
       parseConfig({
         client_tokens: [{ token: SECRET, rpm: 0 }],
-        groups: [{ name: 'g', api_keys: [{ key: SECRET }], limits: { rpm: -1 } }],
+        groups: [{ name: 'g', api_keys: [{ key: SECRET, project: '' }], limits: { rpm: -1 } }],
       }),
     );
     expect(err.message).toContain('groups[0].limits.rpm: expected a positive number');
