@@ -1,5 +1,5 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod/mini';
+import type * as z from 'zod/mini';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { LambdaInstance, lambdaState, required } from '../adapters/lambda-env.js';
 import type { SecretCache } from '../adapters/secret-cache.js';
@@ -27,7 +27,6 @@ export const PROXY_FUNCTION_ENV = [
 ] as const;
 
 export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number], string>>;
-
 
 type Current =
   | { readonly kind: 'ready'; readonly proxy: GeminiProxy }

@@ -135,7 +135,7 @@ describe('Function: parseConfig', () => {
       }),
     );
     expect(err.message).toContain('groups[0].limits.rpm: expected a positive number');
-    expect(err.message).toMatch(/groups\[0\]\.api_keys\[0\]: /);
+    expect(err.message).toContain('groups[0].api_keys[0].project: expected a project id');
     expect(err.message).toContain('client_tokens[0].rpm: expected a positive number');
     expect(err.message).not.toContain(SECRET);
   });

@@ -40,7 +40,10 @@ export async function keyRows(target: Target, now: number, group?: string): Prom
   if (table !== undefined) {
     for (const g of new Set(entries.map((e) => e.group))) states.set(g, await table.group(g, now));
   }
-  return entries.map((e) => row(e, table === undefined ? undefined : states.get(e.group)?.get(e.keyId)));
+  // null: the table knows nothing of the key (active, not cooling); undefined: there is no table.
+  return entries.map((e) =>
+    row(e, table === undefined ? undefined : (states.get(e.group)?.get(e.keyId) ?? null)),
+  );
 }
 
 function row(e: ConfiguredKeyEntry, state: KeyState | undefined | null): KeyRow {
