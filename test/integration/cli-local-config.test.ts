@@ -180,9 +180,12 @@ describe('CLI on a local config file', () => {
     expect(badLine.stderr).toContain('line 2 is not a key');
     expect(unknown.stderr).toContain('no group named nope (groups: primary, backup)');
     expect(created.code).toBe(0);
-    // Only the new group was added, at the end (flow lists are written \`[ a ]\` by the YAML library).
-    expect(file()).toMatch(/# Main pool[^]*name: backup[^]*name: fresh/);
-    expect(parse(file()).groups).toEqual([...parse(before).groups, { name: 'fresh', api_keys: [NEW_KEYS[0]] }]);
+    // Only the new group was added, at the end (flow lists are written `[ a ]` by the YAML library).
+    expect(file()).toMatch(/# Main pool[\s\S]*name: backup[\s\S]*name: fresh/);
+    expect(parse(file()).groups).toEqual([
+      ...parse(before).groups,
+      { name: 'fresh', api_keys: [NEW_KEYS[0]] },
+    ]);
   });
 
   it('keys remove takes ids (or a unique prefix), never a key, and will not empty a group', async () => {
@@ -217,7 +220,9 @@ describe('CLI on a local config file', () => {
     expect(rotation.keyIds).toEqual([keyId(KEYS[0]!)]);
     expect(enabled.code).toBe(0);
     expect(parse(file())).toEqual(parse(CONFIG));
-    expect(file()).toContain('{ key: AIzaSyLocalKey-000000000000000000002, project: proj-a } # billing project A');
+    expect(file()).toContain(
+      '{ key: AIzaSyLocalKey-000000000000000000002, project: proj-a } # billing project A',
+    );
     expect(reset.code).toBe(1);
     expect(reset.stderr).toContain('reset needs shared state');
   });
