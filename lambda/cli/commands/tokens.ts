@@ -1,5 +1,5 @@
 /** `tokens create | list | revoke`: client tokens, of which only the SHA-256 is ever stored. */
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../io.js';
 import type { CliContext } from '../main.js';
 import { printJson, printTable } from '../output.js';
@@ -10,7 +10,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 function parseRpm(value: string): number {
   const rpm = Number(value);
-  if (!Number.isInteger(rpm) || rpm < 1) throw new UsageError('--rpm: expected a positive whole number');
+  if (!Number.isInteger(rpm) || rpm < 1) throw new InvalidArgumentError('expected a positive whole number');
   return rpm;
 }
 
