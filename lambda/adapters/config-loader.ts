@@ -13,17 +13,20 @@ function splitList(value: string): string[] {
     .filter((s) => s !== '');
 }
 
-function readYaml(path: string): unknown {
-  let text: string;
+function readText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(
       `CONFIG_PATH: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
     );
   }
+}
+
+function parseYaml(text: string, path: string): Record<string, unknown> {
+  let raw: unknown;
   try {
-    return parse(text) ?? {};
+    raw = parse(text) ?? {};
   } catch (err) {
     // The parser's own message quotes the offending line, which may hold a key: report position only.
     if (err instanceof YAMLParseError) {
@@ -33,10 +36,18 @@ function readYaml(path: string): unknown {
     }
     throw new ConfigError(`${path}: YAML syntax error`);
   }
+  if (!isRecord(raw)) throw new ConfigError(`${path}: expected a YAML mapping at the top level`);
+  return raw;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Where a loaded configuration came from: the file and the text read (absent: `GEMINI_API_KEYS`). */
+export interface LoadedConfig {
+  readonly config: ProxyConfig;
+  readonly file: { readonly path: string; readonly text: string } | undefined;
 }
 
 /**
@@ -45,23 +56,35 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * `HOST`, `PORT`, `DYNAMODB_ENDPOINT` and `TABLE_NAME` override the file. Throws {@link ConfigError} naming the bad field.
  */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): ProxyConfig {
+  return loadConfigSource(env, cwd).config;
+}
+
+/** {@link loadConfig}, also saying which file (and which text of it) the configuration was read from. */
+export function loadConfigSource(env: Env = process.env, cwd = process.cwd()): LoadedConfig {
   const explicitPath = env.CONFIG_PATH !== undefined && env.CONFIG_PATH !== '';
   const path = resolve(cwd, explicitPath ? env.CONFIG_PATH! : 'config.yaml');
-  let raw: unknown;
   if (existsSync(path)) {
-    raw = readYaml(path);
-    if (!isRecord(raw)) throw new ConfigError(`${path}: expected a YAML mapping at the top level`);
-  } else if (explicitPath) {
-    throw new ConfigError(`CONFIG_PATH: no file at ${path}`);
-  } else if (env.GEMINI_API_KEYS !== undefined && env.GEMINI_API_KEYS.trim() !== '') {
-    raw = { groups: [{ name: 'default', api_keys: splitList(env.GEMINI_API_KEYS) }] };
-  } else {
-    throw new ConfigError(
-      'no configuration: create config.yaml (see config.example.yaml), set CONFIG_PATH, or set GEMINI_API_KEYS=key1,key2',
-    );
+    const text = readText(path);
+    return { config: configFromText(text, path, env), file: { path, text } };
   }
+  if (explicitPath) throw new ConfigError(`CONFIG_PATH: no file at ${path}`);
+  if (env.GEMINI_API_KEYS !== undefined && env.GEMINI_API_KEYS.trim() !== '') {
+    const raw = { groups: [{ name: 'default', api_keys: splitList(env.GEMINI_API_KEYS) }] };
+    return { config: withEnv(raw, env), file: undefined };
+  }
+  throw new ConfigError(
+    'no configuration: create config.yaml (see config.example.yaml), set CONFIG_PATH, or set GEMINI_API_KEYS=key1,key2',
+  );
+}
 
-  const config: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+/** The configuration a config file's text describes (`path` names it in errors), with the overrides of `env`. */
+export function configFromText(text: string, path: string, env: Env = process.env): ProxyConfig {
+  return withEnv(parseYaml(text, path), env);
+}
+
+/** Applies the environment's overrides to raw configuration data and validates it. */
+function withEnv(raw: Record<string, unknown>, env: Env): ProxyConfig {
+  const config: Record<string, unknown> = { ...raw };
   const server: Record<string, unknown> = isRecord(config.server) ? { ...config.server } : {};
   if (env.HOST !== undefined && env.HOST !== '') server.host = env.HOST;
   if (env.PORT !== undefined && env.PORT !== '') {

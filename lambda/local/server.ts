@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { loadConfig } from '../adapters/config-loader.js';
+import { configFromText, type LoadedConfig, loadConfigSource } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
 import { createStateStore } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
@@ -15,9 +15,11 @@ import type { KeyStateStore } from '../core/key-state/port.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
-import { GeminiProxy } from '../core/proxy.js';
+import type { GeminiProxy } from '../core/proxy.js';
+import { watchConfig } from './config-watch.js';
 import { clientErrorAnswer, foreignSite, rawAnswer } from './guards.js';
 import { drop, toProxyRequest, writeResponse } from './node-http.js';
+import { ProxyGenerations, type ReloadOutcome } from './reload.js';
 
 export interface LocalServerOptions {
   readonly config: ProxyConfig;
@@ -30,8 +32,18 @@ export interface LocalServerOptions {
 
 export interface RunningServer {
   readonly url: string;
+  /** The proxy new requests go to (a reload replaces it). */
   readonly proxy: GeminiProxy;
+  /** The configuration in effect. */
+  readonly config: ProxyConfig;
   readonly server: http.Server;
+  /**
+   * Serves new requests with `config` (validated, e.g. by `loadConfig`); requests in flight finish on the
+   * proxy that took them, and key state, circuits and health scores carry over. Settings read only at
+   * start (the listening address and timeouts, `state`, the circuits' policy) keep their running values
+   * and are named in the outcome and in a warning.
+   */
+  reload(config: ProxyConfig): ReloadOutcome;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -39,18 +51,17 @@ export interface RunningServer {
 /** Starts the proxy on node:http: the same core the Lambda handler wraps. */
 export async function startLocalServer(options: LocalServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
+  /** Read once: the listening socket's settings (a reload keeps them, see `ProxyGenerations`). */
   const limits = config.server;
   const upstream = options.upstream ?? new NodeUpstreamClient();
   const store = options.store ?? (await createStateStore(config.state, logger));
-  const proxy = new GeminiProxy({
-    config,
+  const proxies = new ProxyGenerations(config, {
     logger,
     store,
     upstream,
     now: options.now,
     metrics: options.metrics,
   });
-  const unauthenticated = config.client_tokens.length === 0;
   let port = 0;
   /** Responses begun and not yet closed on each connection: a raw error answer must not cut into one. */
   const begun = new WeakMap<Duplex, number>();
@@ -71,11 +82,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     // What has already arrived is parsed first (one turn), so a body sent whole keeps its connection.
     if (!req.complete) await new Promise((resolve) => setImmediate(resolve));
     if (!req.complete) response.headers.connection = 'close';
-    if (await writeResponse(res, response, limits.write_stall_timeout_ms)) return;
-    logger.warn('client stopped reading', {
-      requestId: response.headers['x-request-id'],
-      stalledMs: limits.write_stall_timeout_ms,
-    });
+    const stalledMs = proxies.config.server.write_stall_timeout_ms;
+    if (await writeResponse(res, response, stalledMs)) return;
+    logger.warn('client stopped reading', { requestId: response.headers['x-request-id'], stalledMs });
     drop(res);
   };
 
@@ -101,7 +110,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       refuse(req, res, [400, 'An HTTP/1.1 request needs a Host header.', 'missing_host'], true);
       return;
     }
-    if (unauthenticated) {
+    if (proxies.config.client_tokens.length === 0) {
       const refusal = foreignSite(req.headers, port);
       if (refusal !== undefined) {
         const what = refusal === 'forbidden_host' ? 'Host' : 'Origin';
@@ -112,7 +121,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
     }
     const { socket } = req;
     const request = toProxyRequest(req, res, expectsContinue);
-    proxy
+    proxies.proxy
       .handle(request)
       .then((response) => answer(req, res, socket, response))
       .catch((err: unknown) => {
@@ -167,8 +176,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
 
   return {
     url: `http://${host}:${port}`,
-    proxy,
+    get proxy() {
+      return proxies.proxy;
+    },
+    get config() {
+      return proxies.config;
+    },
     server,
+    reload: (next) => proxies.reload(next),
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections go as soon as their in-flight request is answered; stragglers at graceMs.
@@ -178,7 +193,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
-      await proxy.settle();
+      await proxies.settle();
       await store.flush();
       if (upstream instanceof NodeUpstreamClient) upstream.close();
     },
@@ -187,17 +202,18 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
 
 async function main(): Promise<void> {
   let logger: JsonLogger;
-  let config: ProxyConfig;
+  let loaded: LoadedConfig;
   const stdout = new CoalescingStdout();
   process.on('exit', stdout.flush);
   try {
     logger = new JsonLogger(parseLogLevel(process.env.LOG_LEVEL), stdout.write);
-    config = loadConfig();
+    loaded = loadConfigSource();
   } catch (err) {
     const message = err instanceof ConfigError || err instanceof Error ? err.message : String(err);
     process.stderr.write(`gemini-proxy: ${message}\n`);
     process.exit(1);
   }
+  const { config, file } = loaded;
   let running: RunningServer;
   try {
     running = await startLocalServer({ config, logger });
@@ -215,11 +231,22 @@ async function main(): Promise<void> {
     auth: config.client_tokens.length > 0,
     state: config.state.store,
   });
+  // Edits of the file take effect without a restart; a configuration from GEMINI_API_KEYS has no file.
+  const watch =
+    file &&
+    watchConfig({
+      path: file.path,
+      initialText: file.text,
+      parse: (text) => configFromText(text, file.path),
+      apply: (next) => running.reload(next),
+      logger,
+    });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal });
+    watch?.close();
     running.close().then(
       () => process.exit(0),
       () => process.exit(1),
