@@ -36,7 +36,10 @@ export class KeyStateTable {
   private readonly doc: DynamoDBDocumentClient;
   private readonly store: DynamoDbKeyStateStore;
 
-  constructor(private readonly access: StateAccess) {
+  constructor(
+    /** The table and its client (e.g. for a usage report reading the same table). */
+    readonly access: StateAccess,
+  ) {
     this.table = new StateTable(access.client, access.table);
     this.doc = DynamoDBDocumentClient.from(access.client);
     // Its cache is never relied on: every call of the CLI reads afresh.

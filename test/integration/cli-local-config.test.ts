@@ -330,6 +330,22 @@ describe('CLI on a local config with a DynamoDB state table', () => {
     ] as const)
       await store.record({ kind: 'cooldown', group: 'primary', keyId, model, cooldown: { until, cause } });
     const before = JSON.parse((await gp('keys', 'list', '--json')).stdout).keys;
+    // A running proxy's store that has read the cooldowns (as a warm instance has)
+    const running = new DynamoDbKeyStateStore({
+      client: testClient(engine.endpoint),
+      table: engine.table,
+      cacheMs: 0,
+      rotationShards: 1,
+    });
+    const acquire = (s: DynamoDbKeyStateStore, model: string) =>
+      s.acquire({
+        group: 'primary',
+        keys: [{ keyId: a, budget: `key:${a}` }],
+        model,
+        now: Date.now(),
+        exclude: new Set(),
+      });
+    const cooling = await acquire(running, 'gemini-2.5-pro');
 
     // Act
     const reset = await gp('keys', 'reset', a);
@@ -346,6 +362,10 @@ describe('CLI on a local config with a DynamoDB state table', () => {
     expect(after[1].cooling).toEqual([
       { model: 'gemini-2.5-flash', cause: 'rpd', until: expect.any(String) },
     ]);
+    // Running stores drop what they had read at their next read: the table's word wins
+    expect(cooling.kind).toBe('unavailable');
+    expect((await acquire(running, 'gemini-2.5-pro')).kind).toBe('key');
+    expect((await acquire(store, 'gemini-2.5-flash')).kind).toBe('key');
   });
 
   it('status counts keys by state per group and says the table answers', async () => {

@@ -283,6 +283,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       if (stored !== undefined) known = { ...update, cooldown: stored };
     }
     this.cached(known);
+    const record = this.cache.entry(update.group, update.keyId);
+    if (record !== undefined) record.cooledAt = this.now();
   }
 
   /**
