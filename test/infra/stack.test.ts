@@ -159,6 +159,13 @@ describe('Stack: GeminiProxyStack', () => {
     for (const name of ['FunctionUrl', 'OpenAiBaseUrl', 'TableName', 'KeysSecretName', 'TokensSecretName']) {
       template.hasOutput(name, {});
     }
+    // `gemini-proxy status` finds the alarms by the names CloudFormation gives them: <stack>-<logical id>-…
+    const alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(5);
+    for (const id of alarms) expect(id).toMatch(/^Monitoring/);
+    expect(
+      template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: Match.anyValue() } }),
+    ).toEqual({});
     template.hasOutput('HealthCheckFunctionName', {
       Value: { Ref: Match.stringLikeRegexp('^HealthCheck') },
     });

@@ -10,6 +10,7 @@ import { keyId, TokenVerifier } from '../../lambda/core/credentials.js';
 import { buildGroup } from '../../lambda/core/forwarding/groups.js';
 import { CliOutputs } from '../support/cli-runner.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
+import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
 import { tempDirs } from '../support/temp-dir.js';
 
 const KEYS = [
@@ -383,6 +384,80 @@ describe('CLI on a local config with a DynamoDB state table', () => {
     expect(out.groups.map((g: { group: string; keys: number }) => [g.group, g.keys])).toEqual([
       ['primary', 2],
       ['backup', 1],
+    ]);
+  });
+});
+
+describe('CLI check on a local config (against the fake Gemini)', () => {
+  let fake: FakeGemini;
+  let engine: DynamoEngine;
+  let dir: string;
+  const gp = (...argv: string[]) => cli.run(argv, { cwd: dir, env: {} });
+  const config = (state: string) =>
+    `client_tokens: [${PLAIN_TOKEN}]\ngroups:\n  - name: g\n    api_keys: [${KEYS[0]}, ${KEYS[1]}]\n` +
+    `    target_url: ${fake.openAiBase}\nupstream:\n  native_base_url: ${fake.url}\n${state}`;
+
+  beforeAll(async () => {
+    fake = await startFakeGemini({ keys: [KEYS[0]!, KEYS[1]!] });
+    fake.killKey(KEYS[1]!, 'CONSUMER_SUSPENDED');
+    engine = await startDynamoEngine();
+    dir = tempDir('gp-cli-check-');
+  });
+  afterAll(async () => {
+    await Promise.all([fake.close(), engine.close()]);
+  });
+
+  it('checks every configured key from here and shows each outcome; without a table nothing is stored', async () => {
+    // Prepare
+    writeFileSync(join(dir, 'config.yaml'), config(''));
+
+    // Act
+    const checked = await gp('check', '--json');
+    const table = await gp('check');
+
+    // Assess
+    expect(checked.code).toBe(0);
+    expect(JSON.parse(checked.stdout)).toEqual({
+      target: expect.stringContaining('config.yaml'),
+      stored: false,
+      checks: [
+        { group: 'g', keyId: keyId(KEYS[0]!), key: 'AIza…0001', outcome: 'valid', reason: null },
+        {
+          group: 'g',
+          keyId: keyId(KEYS[1]!),
+          key: 'AIza…0002',
+          outcome: 'dead',
+          reason: 'CONSUMER_SUSPENDED',
+        },
+      ],
+    });
+    expect(table.stdout).toMatch(
+      new RegExp(`g\\s+${keyId(KEYS[1]!)}\\s+AIza…0002\\s+dead\\s+CONSUMER_SUSPENDED`),
+    );
+    expect(table.stderr).toContain('the results are shown, not stored');
+  });
+
+  it('with a table, stores what it found: the dead key reads invalid in keys list and status', async () => {
+    // Prepare
+    writeFileSync(
+      join(dir, 'config.yaml'),
+      config(`state:\n  store: dynamodb\n  endpoint: ${engine.endpoint}\n  table: ${engine.table}\n`),
+    );
+
+    // Act
+    const checked = await gp('check', '--json');
+    const keys = JSON.parse((await gp('keys', 'list', '--json')).stdout).keys;
+    const status = JSON.parse((await gp('status', '--json')).stdout);
+
+    // Assess
+    expect(JSON.parse(checked.stdout).stored).toBe(true);
+    expect(keys.map((k: { status: string; reason: string | null }) => [k.status, k.reason])).toEqual([
+      ['active', null],
+      ['invalid', 'CONSUMER_SUSPENDED'],
+    ]);
+    expect(keys[0].lastCheck).toEqual({ outcome: 'valid', at: expect.any(String) });
+    expect(status.groups).toEqual([
+      { group: 'g', keys: 2, active: 1, cooling: 0, invalid: 1, disabled: 0, unknown: 0 },
     ]);
   });
 });
