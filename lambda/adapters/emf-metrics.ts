@@ -41,6 +41,15 @@ export class EmfMetrics implements MetricsSink {
     add('CircuitOpenRefusals', m.refusal === 'circuit_open' ? 1 : 0);
     add('ClientRateLimited', m.refusal === 'client_rate_limited' ? 1 : 0);
     add('StateUnavailableRefusals', m.refusal === 'state_unavailable' ? 1 : 0);
+    add('ModelUnavailableRefusals', m.refusal === 'model_unavailable' ? 1 : 0);
+    add('OverTokenBudgetRefusals', m.refusal === 'over_token_budget' ? 1 : 0);
+    // The proxy's own quota refusals by the limit spent: requests a minute, input tokens a minute, a day.
+    add('BudgetRefusalsRpm', m.budgetRefusal === 'rpm' ? 1 : 0);
+    add('BudgetRefusalsTpm', m.budgetRefusal === 'tpm' ? 1 : 0);
+    add('BudgetRefusalsRpd', m.budgetRefusal === 'rpd' ? 1 : 0);
+    add('UnavailableParks', m.unavailableParks ?? 0);
+    add('LimitsLearned', m.limitsLearned ?? 0);
+    add('FallbacksServed', m.fallback === true ? 1 : 0);
     if (m.inputTokens !== undefined) add('InputTokens', m.inputTokens);
     if (m.outputTokens !== undefined) add('OutputTokens', m.outputTokens);
     if (m.openCircuits !== undefined) add('OpenCircuits', m.openCircuits);

@@ -6,8 +6,8 @@ import type { Headers } from './http.js';
  * the project billed and quota-checked), `x-http-method-override` (turns a POST into a DELETE),
  * `x-goog-fieldmask`, `x-goog-api-client`, `x-server-timeout`, credentials (`authorization`,
  * `x-goog-api-key`, `api-key`, cookies), `origin`/`referer`, `user-agent`, hop-by-hop and forwarding
- * headers, and `accept-encoding` / `content-encoding` (the proxy reads and relays bodies as they are).
- * The key is added by the caller.
+ * headers, `accept-encoding` / `content-encoding` (the proxy reads and relays bodies as they are), and
+ * the proxy's own (`x-gemini-fallback`). The key is added by the caller.
  */
 const FORWARD_REQUEST: ReadonlySet<string> = new Set(['content-type', 'accept']);
 

@@ -2,7 +2,8 @@ import { BodyTooLargeError, readBody } from './body.js';
 import { configuredKeys, configuredTokens } from './config/derived.js';
 import type { ProxyConfig } from './config/schema.js';
 import { Scrubber, TokenVerifier } from './credentials.js';
-import { detailedHealth } from './detailed-health.js';
+import { type DetailedHealth, detailedHealth } from './detailed-health.js';
+import { type FallbackModel, fallbackChains, fallbacksOff } from './forwarding/fallbacks.js';
 import { Forwarder } from './forwarding/forwarder.js';
 import { buildGroup, type KeyGroup, type Target } from './forwarding/groups.js';
 import { RequestLog } from './forwarding/request-log.js';
@@ -18,6 +19,7 @@ import { requestModel } from './request-model.js';
 import { forwardedQuery, type RouteFamily, routeAccess, routeNotAllowed } from './route-access.js';
 import { matchRoute, type Route, stripKeyParam } from './routes.js';
 import { StateWrites } from './state-writes.js';
+import { estimateInputTokens } from './token-estimate.js';
 
 export interface ProxyDeps {
   readonly config: ProxyConfig;
@@ -75,6 +77,8 @@ export class GeminiProxy {
   private readonly namedModels: ReadonlySet<string>;
   /** Keys the model list may be read with: every configured key, in configuration order. */
   private readonly listingKeys: readonly string[];
+  /** Models to serve a request with when no key can serve its own (`fallbacks`), by model. */
+  private readonly fallbacks: ReadonlyMap<string, readonly string[]>;
 
   constructor(deps: ProxyDeps) {
     this.config = deps.config;
@@ -91,6 +95,7 @@ export class GeminiProxy {
     ];
     this.listingKeys = this.groups.flatMap((g) => [...g.keys.values()]);
     this.namedModels = new Set(this.groups.flatMap((g) => [...(g.models ?? [])]));
+    this.fallbacks = fallbackChains(deps.config.fallbacks);
     this.catalog =
       deps.catalog ??
       ModelCatalog.of(deps.config.upstream, { upstream: deps.upstream, logger: deps.logger, now: this.now });
@@ -137,6 +142,11 @@ export class GeminiProxy {
     return response;
   }
 
+  /** The pool as `/health/detailed` shows it: each group's keys and counts by state, and the circuits. */
+  describe(): Promise<DetailedHealth> {
+    return detailedHealth(this.groups, this.store, this.health, this.now());
+  }
+
   /** Resolves once every state write started so far has settled (entries await this before ending). */
   settle(): Promise<void> {
     return this.writes.settle();
@@ -177,7 +187,7 @@ export class GeminiProxy {
       return this.refuse(request, started, 401, message, 'invalid_api_key');
     }
     if (route.kind === 'health_detailed') {
-      return json(200, await detailedHealth(this.groups, this.store, this.health, this.now()));
+      return json(200, await this.describe());
     }
     // Refused after the token check: a caller without a token learns nothing but 401.
     if (access?.kind === 'family' && !this.routeFamilies.has(access.family)) {
@@ -213,7 +223,7 @@ export class GeminiProxy {
     }
     const { model, generation } = read;
     this.catalog.refresh(this.listingKeys);
-    if (model !== '' && !this.namedModels.has(model) && !this.catalog.allows(model)) {
+    if (model !== '' && !this.knows(model)) {
       // A name Gemini doesn't list: no Gemini call, no state (so made-up names can't grow any).
       this.requests.refused(request, started, 404);
       return openAiError(
@@ -228,7 +238,7 @@ export class GeminiProxy {
       route.kind === 'openai'
         ? { kind: 'openai', rest: route.rest, query }
         : { kind: 'native', url: `${this.config.upstream.native_base_url}${request.path}`, query };
-    return this.forwarder.forward({
+    const job = {
       request,
       body,
       model,
@@ -237,7 +247,24 @@ export class GeminiProxy {
       started,
       client: client?.rpm === undefined ? undefined : { clientId: client.clientId, rpm: client.rpm },
       generation,
-    });
+      // Input tokens, estimated: claimed where a token budget (configured or learned) applies.
+      tokens: generation === undefined ? 0 : estimateInputTokens(route, body),
+    };
+    // Only a generation moves to another model: another model's embedding (another vector space), token
+    // count or description would be a wrong answer, not a fallback.
+    return this.forwarder.forward(job, generation === undefined ? [] : this.fallbacksFor(model, request));
+  }
+
+  /** A model Gemini lists (or may: the list isn't read yet) or a group names. */
+  private knows(model: string): boolean {
+    return this.namedModels.has(model) || this.catalog.allows(model);
+  }
+
+  /** The models that may serve the request if no key can serve its own: known ones, unless the client opts out. */
+  private fallbacksFor(model: string, request: ProxyRequest): FallbackModel[] {
+    const chain = this.fallbacks.get(model);
+    if (chain === undefined || fallbacksOff(request.headers)) return [];
+    return chain.filter((m) => this.knows(m)).map((m) => ({ model: m, groups: this.groupsFor(m) }));
   }
 
   /** Groups that list the model; if none does, every group in order. */

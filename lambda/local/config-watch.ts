@@ -65,6 +65,7 @@ export function watchConfig(options: ConfigWatchOptions): ConfigWatch {
       }
       return;
     }
+    if (missing) logger.info('config file readable again', { path });
     missing = false;
     const hash = digest(text);
     if (hash === seen || closed) return;

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { configFromText, type LoadedConfig, loadConfigSource } from '../adapters/config-loader.js';
 import { CoalescingStdout, JsonLogger, parseLogLevel } from '../adapters/logger.js';
+import { PrometheusMetrics } from '../adapters/prometheus-metrics.js';
 import { createStateStore } from '../adapters/state/create-state-store.js';
 import { NodeUpstreamClient } from '../adapters/upstream-http.js';
 import { ConfigError } from '../core/config/parse.js';
@@ -13,11 +14,12 @@ import type { ProxyConfig } from '../core/config/schema.js';
 import type { ProxyResponse, UpstreamClient } from '../core/http.js';
 import type { KeyStateStore } from '../core/key-state/port.js';
 import type { Logger } from '../core/logger.js';
-import type { MetricsSink } from '../core/metrics.js';
+import { everySink, type MetricsSink } from '../core/metrics.js';
 import { openAiError } from '../core/openai-errors.js';
 import type { GeminiProxy } from '../core/proxy.js';
 import { watchConfig } from './config-watch.js';
 import { clientErrorAnswer, foreignSite, rawAnswer } from './guards.js';
+import { type MetricsListener, startMetricsListener } from './metrics-server.js';
 import { drop, toProxyRequest, writeResponse } from './node-http.js';
 import { ProxyGenerations, type ReloadOutcome } from './reload.js';
 
@@ -37,6 +39,8 @@ export interface RunningServer {
   /** The configuration in effect. */
   readonly config: ProxyConfig;
   readonly server: http.Server;
+  /** Where Prometheus scrapes `/metrics` (`server.metrics_port`), if it is on. */
+  readonly metricsUrl: string | undefined;
   /**
    * Serves new requests with `config` (validated, e.g. by `loadConfig`); requests in flight finish on the
    * proxy that took them, and key state, circuits and health scores carry over. Settings read only at
@@ -55,12 +59,15 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
   const limits = config.server;
   const upstream = options.upstream ?? new NodeUpstreamClient();
   const store = options.store ?? (await createStateStore(config.state, logger));
-  const proxies = new ProxyGenerations(config, {
+  // Scraped key counts and circuits come from the proxy serving at the time.
+  const prometheus =
+    limits.metrics_port === undefined ? undefined : new PrometheusMetrics(() => proxies.proxy.describe());
+  const proxies: ProxyGenerations = new ProxyGenerations(config, {
     logger,
     store,
     upstream,
     now: options.now,
-    metrics: options.metrics,
+    metrics: everySink(options.metrics, prometheus),
   });
   let port = 0;
   /** Responses begun and not yet closed on each connection: a raw error answer must not cut into one. */
@@ -173,6 +180,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
   const address = server.address() as AddressInfo;
   port = address.port;
   const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  let listener: MetricsListener | undefined;
+  if (prometheus !== undefined) {
+    const where = { host: limits.metrics_host, port: limits.metrics_port! };
+    listener = await startMetricsListener(prometheus, where, logger).catch((err: unknown) => {
+      server.close();
+      throw err;
+    });
+  }
 
   return {
     url: `http://${host}:${port}`,
@@ -183,6 +198,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       return proxies.config;
     },
     server,
+    metricsUrl: listener?.url,
     reload: (next) => proxies.reload(next),
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -191,6 +207,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      await listener?.close();
       clearInterval(sweep);
       clearTimeout(timer);
       await proxies.settle();
@@ -229,6 +246,7 @@ async function main(): Promise<void> {
     groups: config.groups.length,
     keys,
     auth: config.client_tokens.length > 0,
+    metrics: running.metricsUrl === undefined ? undefined : `${running.metricsUrl}/metrics`,
     state: config.state.store,
   });
   // Edits of the file take effect without a restart; a configuration from GEMINI_API_KEYS has no file.

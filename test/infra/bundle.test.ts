@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
@@ -103,6 +103,13 @@ describe('Bundle: the proxy function asset from cdk.out', () => {
   it('is a single ESM file within the size budget', () => {
     expect(existsSync(bundlePath)).toBe(true);
     expect(statSync(bundlePath).size).toBeLessThanOrEqual(350 * 1024);
+  });
+
+  it('leaves out the local server and its Prometheus metrics (prom-client)', () => {
+    const bundle = readFileSync(bundlePath, 'utf8');
+    expect(bundle).not.toContain('text/plain; version=0.0.4');
+    expect(bundle).not.toContain('gemini_proxy_requests_total');
+    expect(bundle).not.toContain('config rejected; keeping the running configuration');
   });
 
   it('answers 503 "not configured yet" while the secrets hold their placeholders', async () => {

@@ -29,6 +29,11 @@ export interface RecordedCall {
   headers: Record<string, string | string[] | undefined>;
   status: number; // 0 while unanswered (e.g. hung or destroyed mid-stream before headers)
 }
+/**
+ * A per-key request quota (the older, simpler tool; `setPlan` models Gemini's own quotas). It models a
+ * quota that gets spent: `limit: 0` refuses every call, and its 429 then states no limit (a stated
+ * `limit: 0` would say the model is not in the tier, which the plan models).
+ */
 export interface QuotaRule {
   limit: number;
   windowMs: number;
@@ -36,6 +41,12 @@ export interface QuotaRule {
   model?: string;
   retryDelay?: string;
   omitDetails?: boolean;
+  /**
+   * Name the limit in the message (`limit: N`), as Gemini does. Off by default for these per-key rules: a
+   * rule's window is the test's, not Gemini's minute, so a proxy learning it would hold the key to N a
+   * minute (and `limit: 0` would park it as not in the tier). The quota plan (`setPlan`) always names them.
+   */
+  reportLimit?: boolean;
 }
 export interface ScriptedResponse {
   status: number;
@@ -148,7 +159,7 @@ function quotaError(rule: QuotaRule, model: string, msLeft: number) {
   const message =
     'You exceeded your current quota, please check your plan and billing details. For more information on this ' +
     'error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.\n' +
-    `* Quota exceeded for metric: ${metric}, limit: ${rule.limit}, model: ${model}\nPlease retry in ${retryDelay}.`;
+    `* Quota exceeded for metric: ${metric}${rule.reportLimit ? `, limit: ${rule.limit}` : ''}, model: ${model}\nPlease retry in ${retryDelay}.`;
   return geminiError(429, 'RESOURCE_EXHAUSTED', message, [
     {
       '@type': 'type.googleapis.com/google.rpc.QuotaFailure',

@@ -236,7 +236,12 @@ export function keyStateStoreContract(
       }
       expect(got.sort()).toEqual(['k0', 'k0', 'k1', 'k1', 'k2', 'k2', 'k3', 'k3']);
       const minuteEnd = Math.floor(now / 60_000) * 60_000 + 60_000;
-      expect(await acquire({ limits })).toEqual({ kind: 'unavailable', retryAt: minuteEnd, cause: 'quota' });
+      expect(await acquire({ limits })).toEqual({
+        kind: 'unavailable',
+        retryAt: minuteEnd,
+        cause: 'quota',
+        metric: 'rpm',
+      });
       expect((await acquire({ limits, now: minuteEnd })).kind).toBe('key');
     });
 
@@ -268,7 +273,7 @@ export function keyStateStoreContract(
       }
 
       // Assess: the key after the held one comes next, as without the retry, then each key once
-      expect(again).toEqual({ kind: 'key', keyId: 'k2' });
+      expect(again).toMatchObject({ kind: 'key', keyId: 'k2' });
       expect(next).toEqual(['k3', 'k0', 'k1', 'k2']);
     });
 
@@ -293,8 +298,121 @@ export function keyStateStoreContract(
         kind: 'unavailable',
         retryAt: nextPacificMidnight(now),
         cause: 'quota',
+        metric: 'rpd',
       });
       expect((await acquire({ limits, now: nextPacificMidnight(now) })).kind).toBe('key');
+    });
+
+    it('claims input tokens with the request: a prompt that does not fit waits for the next window, a smaller one fits', async () => {
+      const { acquire, group } = await setup();
+      const one = [{ keyId: 'k0', budget: `key:k0@${group}` }];
+      const limits = { tpm: 1000 };
+      const first = await acquire({ keys: one, limits, tokens: 700 });
+      expect(first).toMatchObject({ kind: 'key', keyId: 'k0', claim: { tokens: 700 } });
+      const minuteEnd = Math.floor(now / 60_000) * 60_000 + 60_000;
+      expect(await acquire({ keys: one, limits, tokens: 400 })).toEqual({
+        kind: 'unavailable',
+        retryAt: minuteEnd,
+        cause: 'quota',
+        metric: 'tpm',
+      });
+      expect((await acquire({ keys: one, limits, tokens: 300 })).kind).toBe('key');
+      expect((await acquire({ keys: one, limits, tokens: 400, now: minuteEnd })).kind).toBe('key');
+    });
+
+    it('never hands out a key whose whole token window is smaller than the request', async () => {
+      const { acquire } = await setup();
+      const a = await acquire({ limits: { tpm: 1000 }, tokens: 1001 });
+      expect(a).toMatchObject({ kind: 'unavailable', retryAt: undefined, cause: 'none', overTpm: 1000 });
+    });
+
+    it('reconciles a claim with the tokens Gemini counted: the difference is charged or refunded', async () => {
+      const { store, acquire, group } = await setup();
+      const one = [{ keyId: 'k0', budget: `key:k0@${group}` }];
+      const limits = { tpm: 1000 };
+      const first = await acquire({ keys: one, limits, tokens: 900 });
+      if (first.kind !== 'key' || first.claim === undefined) throw new Error('expected a claim');
+      expect((await acquire({ keys: one, limits, tokens: 500 })).kind).toBe('unavailable');
+      // Gemini counted 300, not 900: 600 refunded, so 500 more fit (and then nothing more).
+      await store.record({ kind: 'tokens', group, keyId: 'k0', model: 'm', claim: first.claim, delta: -600 });
+      expect((await acquire({ keys: one, limits, tokens: 500 })).kind).toBe('key');
+      expect((await acquire({ keys: one, limits, tokens: 300 })).kind).toBe('unavailable');
+      // A charge (Gemini counted more) fills the window as well.
+      const next = now + 60_000;
+      const second = await acquire({ keys: one, limits, tokens: 100, now: next });
+      if (second.kind !== 'key' || second.claim === undefined) throw new Error('expected a claim');
+      await store.record({ kind: 'tokens', group, keyId: 'k0', model: 'm', claim: second.claim, delta: 850 });
+      expect((await acquire({ keys: one, limits, tokens: 100, now: next })).kind).toBe('unavailable');
+    });
+
+    it('holds a budget to a limit Gemini reported, until it lapses; configured limits win', async () => {
+      const { store, acquire, group } = await setup();
+      const k0 = { keyId: 'k0', budget: `key:k0@${group}` };
+      await store.record({
+        kind: 'learned',
+        group,
+        keyId: 'k0',
+        budget: k0.budget,
+        model: 'm',
+        metric: 'rpm',
+        limit: 2,
+        until: now + 3_600_000,
+      });
+      const kinds: string[] = [];
+      for (let i = 0; i < 3; i++) kinds.push((await acquire({ keys: [k0] })).kind);
+      expect(kinds).toEqual(['key', 'key', 'unavailable']);
+      // Another model is not held by it.
+      expect((await acquire({ keys: [k0], model: 'other' })).kind).toBe('key');
+      // A configured limit wins over the learned one.
+      expect((await acquire({ keys: [k0], limits: { rpm: 5 } })).kind).toBe('key');
+      // Lapsed: not enforced any more.
+      expect((await acquire({ keys: [k0], now: now + 3_600_001 })).kind).toBe('key');
+      expect(await store.learned?.(group, [k0.budget], now)).toEqual([
+        { budget: k0.budget, model: 'm', limits: { rpm: { limit: 2, until: now + 3_600_000 } } },
+      ]);
+    });
+
+    it('replaces a learned limit when Gemini reports another', async () => {
+      const { store, acquire, group } = await setup();
+      const k0 = { keyId: 'k0', budget: `key:k0@${group}` };
+      const learn = (limit: number, until: number) =>
+        store.record({
+          kind: 'learned',
+          group,
+          keyId: 'k0',
+          budget: k0.budget,
+          model: 'm',
+          metric: 'rpm',
+          limit,
+          until,
+        });
+      await learn(1, now + 1000);
+      await learn(3, now + 2000);
+      const kinds: string[] = [];
+      for (let i = 0; i < 4; i++) kinds.push((await acquire({ keys: [k0] })).kind);
+      expect(kinds).toEqual(['key', 'key', 'key', 'unavailable']);
+    });
+
+    it('tells a park (limit 0) apart from a cooldown: no retry time, other models served', async () => {
+      const { store, group, acquire } = await setup();
+      for (const keyId of keyIds) {
+        await store.record({
+          kind: 'cooldown',
+          group,
+          keyId,
+          model: 'm',
+          cooldown: { until: nextPacificMidnight(now), cause: 'unavailable' },
+        });
+      }
+      expect(await acquire()).toEqual({
+        kind: 'unavailable',
+        retryAt: undefined,
+        cause: 'none',
+        parked: true,
+      });
+      expect((await acquire({ model: 'other' })).kind).toBe('key');
+      const [view] = await store.describe(group, ['k0']);
+      expect(view?.cooldowns.get('m')?.cause).toBe('unavailable');
     });
 
     it('limits a client per minute across its requests', async () => {

@@ -42,6 +42,7 @@ describe('Function: parseConfig', () => {
       request_receive_timeout_ms: 30000,
       idle_timeout_ms: 65000,
       write_stall_timeout_ms: 60000,
+      metrics_host: '127.0.0.1',
     });
     expect(config.groups[0]?.target_url).toBe(DEFAULT_TARGET_URL);
     expect(config.policy.transient_retries).toBe(2);
@@ -151,6 +152,46 @@ describe('Function: parseConfig', () => {
       }),
     );
     expect(err.message).toContain('groups[1].name: duplicate group name');
+  });
+
+  it('reads fallbacks and names every bad chain by its field, never echoing a bad name', () => {
+    // Prepare: a misplaced key where a model name goes (model names are lower-case: keys are not)
+    const GOOGLE_KEY = 'AIzaSyFAKE-key-do-not-print-0002';
+    const base = { client_tokens: ['t'], groups: [{ name: 'g', api_keys: [SECRET] }] };
+
+    // Act
+    const config = parseConfig({
+      ...base,
+      fallbacks: { 'gemini-2.5-pro': ['gemini-2.5-flash', 'models/gemini-2.5-flash-lite'] },
+    });
+    const chains = errorOf(() =>
+      parseConfig({
+        ...base,
+        fallbacks: {
+          'gemini-2.5-pro': ['gemini-2.5-flash', 'models/gemini-2.5-pro', 'models/gemini-2.5-flash'],
+          'models/gemini-2.5-pro': ['gemini-2.5-flash'],
+        },
+      }),
+    );
+    const names = errorOf(() =>
+      parseConfig({
+        ...base,
+        fallbacks: { [GOOGLE_KEY]: ['gemini-2.5-flash'], 'gemini-2.5-flash': [GOOGLE_KEY], other: 'x' },
+      }),
+    );
+
+    // Assess
+    expect(parseConfig(base).fallbacks).toEqual({});
+    expect(config.fallbacks).toEqual({
+      'gemini-2.5-pro': ['gemini-2.5-flash', 'models/gemini-2.5-flash-lite'],
+    });
+    expect(chains.message).toContain("fallbacks.gemini-2.5-pro[1]: a model can't fall back to itself");
+    expect(chains.message).toContain('fallbacks.gemini-2.5-pro[2]: the model is already in the list');
+    expect(chains.message).toContain('fallbacks.models/gemini-2.5-pro: a second chain for the same model');
+    expect(names.message).toContain('fallbacks: a key is not valid (expected a model name');
+    expect(names.message).toContain('fallbacks.gemini-2.5-flash[0]: expected a model name');
+    expect(names.message).toContain('fallbacks.other: expected a list of models');
+    expect(names.message).not.toContain(GOOGLE_KEY);
   });
 
   it('refuses to start without client tokens unless allowed on loopback', () => {

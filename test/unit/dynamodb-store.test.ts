@@ -154,12 +154,15 @@ describe('Class: DynamoDbKeyStateStore (bounded per-model state)', () => {
     const budgets = new BudgetWindows(new StateTable(client(), 't'));
 
     // Act: 10,000 models found full
-    for (let i = 0; i < 10_000; i++) budgets.markFull('key:k', `model-${i}`, 9_000_000_000_000);
+    const held = (
+      budgets as unknown as { fullUntil: Map<string, { until: number; metric: string; limit: number }> }
+    ).fullUntil;
+    for (let i = 0; i < 10_000; i++)
+      held.set(`key:k\u0000model-${i}`, { until: 9_000_000_000_000, metric: 'rpm', limit: 1 });
 
     // Assess: bounded; the newest are still known, the oldest forgotten (a claim would find them full again)
-    const held = (budgets as unknown as { fullUntil: Map<string, number> }).fullUntil;
     expect(held.size).toBeLessThanOrEqual(4096);
-    expect(budgets.fullFor('key:k', 'model-9999', 0)).toBe(9_000_000_000_000);
-    expect(budgets.fullFor('key:k', 'model-0', 0)).toBeUndefined();
+    expect(budgets.fullFor('key:k', 'model-9999', 0, { rpm: 1 })?.until).toBe(9_000_000_000_000);
+    expect(budgets.fullFor('key:k', 'model-0', 0, { rpm: 1 })).toBeUndefined();
   });
 });

@@ -58,6 +58,7 @@ describe('Class: EmfMetrics', () => {
       KeyCooldowns: 'Count',
       KeysExhaustedRefusals: 'Count',
       CircuitOpenRefusals: 'Count',
+      FallbacksServed: 'Count',
     });
     expect(line).toMatchObject({
       Requests: 1,
@@ -68,6 +69,37 @@ describe('Class: EmfMetrics', () => {
       KeysExhaustedRefusals: 1,
       CircuitOpenRefusals: 0,
       ClientErrors: 0,
+      FallbacksServed: 0,
     });
+  });
+
+  it('counts a request a fallback model served', () => {
+    // Prepare
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    const metrics = new EmfMetrics('TestNamespace');
+    const served = {
+      group: 'primary',
+      status: 200,
+      latencyMs: 30,
+      timeToFirstByteMs: 9,
+      attempts: 3,
+      retries: 0,
+      upstreamErrors: { transient: 0, quota: 2, deadKey: 0 },
+      keyCooldowns: 2,
+      refusal: undefined,
+    };
+
+    // Act
+    metrics.record({ ...served, fallback: true });
+    metrics.record(served);
+
+    // Assess
+    const emf = lines.map((l) => JSON.parse(l) as Emf);
+    expect(emf.map((line) => line.FallbacksServed)).toEqual([1, 0]);
+    expect(emf[0]).toMatchObject({ UpstreamAttempts: 3, UpstreamQuotaErrors: 2, KeysExhaustedRefusals: 0 });
   });
 });

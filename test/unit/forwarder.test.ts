@@ -149,6 +149,7 @@ describe('Class: Forwarder', () => {
       started: clock.now,
       client: undefined,
       generation: 'whole',
+      tokens: 0,
     });
     /** Forwards one request and reads its whole answer (so a relayed one has ended and been logged). */
     return async () => {

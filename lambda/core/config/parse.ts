@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { normalizeModel } from '../routes.js';
 import {
   configSchema,
   type GroupConfig,
@@ -36,6 +37,11 @@ export function issuesError(
   prefix: readonly PropertyKey[] = [],
 ): ConfigError {
   const lines = issues.map((issue) => {
+    // A mapping's bad key is a value (a misplaced API key, say): the path stops at the mapping.
+    if (issue.code === 'invalid_key') {
+      const why = issue.issues[0]?.message ?? issue.message;
+      return `${formatPath([...prefix, ...issue.path.slice(0, -1)])}: a key is not valid (${why})`;
+    }
     const message =
       issue.code === 'unrecognized_keys'
         ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
@@ -60,6 +66,9 @@ export function parseConfig(raw: unknown): ProxyConfig {
       throw new ConfigError(`invalid configuration:\n  groups[${i}].name: duplicate group name`);
     names.add(group.name);
   }
+  const chainProblems = fallbackProblems(config.fallbacks);
+  if (chainProblems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  ${chainProblems.join('\n  ')}`);
   if (config.client_tokens.length === 0 && !config.server.allow_unauthenticated) {
     throw new ConfigError(
       'invalid configuration:\n  client_tokens: expected at least 1 token (or server.allow_unauthenticated: true on a loopback host)',
@@ -71,6 +80,29 @@ export function parseConfig(raw: unknown): ProxyConfig {
     );
   }
   return config;
+}
+
+/**
+ * What is wrong with the `fallbacks` chains, compared as state keys names (no `models/` prefix): a model
+ * with two chains, a chain naming its own model, or a model twice. Names are canonical (checked by the
+ * schema), so the field paths that name them echo no secret.
+ */
+function fallbackProblems(fallbacks: ProxyConfig['fallbacks']): string[] {
+  const problems: string[] = [];
+  const chains = new Set<string>();
+  for (const [from, chain] of Object.entries(fallbacks)) {
+    const model = normalizeModel(from);
+    if (chains.has(model)) problems.push(`fallbacks.${from}: a second chain for the same model`);
+    chains.add(model);
+    const seen = new Set<string>();
+    for (const [i, to] of chain.entries()) {
+      const next = normalizeModel(to);
+      if (next === model) problems.push(`fallbacks.${from}[${i}]: a model can't fall back to itself`);
+      else if (seen.has(next)) problems.push(`fallbacks.${from}[${i}]: the model is already in the list`);
+      seen.add(next);
+    }
+  }
+  return problems;
 }
 
 /** Validates a `groups` list on its own (the keys secret, read by the health check), naming bad fields. */

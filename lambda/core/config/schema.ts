@@ -1,8 +1,11 @@
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
-import { canonicalModel } from '../models.js';
 import { ROUTE_FAMILIES } from '../route-access.js';
 import { parseProxyUrl, proxyUrlProblem } from '../upstream-proxy.js';
+import { httpUrl, int, modelName, nonEmpty, nonNegative, positive, withDefault } from './fields.js';
+import { limitsSchema } from './limits.js';
+
+export type { GroupLimits, LimitValues } from './limits.js';
 
 // zod/mini keeps the Lambda bundle small; English messages for the checks that don't carry their own.
 z.config(en());
@@ -11,22 +14,6 @@ z.config(en());
 export const DEFAULT_TARGET_URL = 'https://generativelanguage.googleapis.com/v1beta/openai/';
 /** Base of Gemini's native API (`/v1beta/models/...` is appended). */
 export const DEFAULT_NATIVE_BASE_URL = 'https://generativelanguage.googleapis.com';
-
-const URL_MESSAGE = 'expected an http(s) URL';
-const httpUrl = () =>
-  z.string(URL_MESSAGE).check(
-    z.refine((u) => URL.canParse(u), URL_MESSAGE),
-    z.refine((u) => /^https?:\/\//.test(u), URL_MESSAGE),
-  );
-
-const int = (...checks: Parameters<ReturnType<typeof z.number>['check']>) =>
-  z.number('expected a number').check(z.int('expected an integer'), ...checks);
-const positive = () => int(z.positive('expected a positive number'));
-const nonNegative = () => int(z.gte(0, 'expected 0 or more'));
-const nonEmpty = (message: string) => z.string().check(z.minLength(1, message));
-/** Applies a default when the field is absent (zod/mini spells it `_default`). */
-const withDefault = <T extends z.ZodMiniType>(schema: T, value: z.output<T>) =>
-  z._default(schema, value as never);
 
 const nonEmptyKey = z.string('expected a key').check(z.trim(), z.minLength(1, 'expected a non-empty key'));
 
@@ -46,55 +33,6 @@ const apiKeySchema = z.union(
   ],
   'expected a key, or { key, project, disabled }',
 );
-
-/** A model name as configured (any spelling `canonicalModel` reads). */
-const modelName = () =>
-  z
-    .string('expected a model name')
-    .check(z.refine((m) => canonicalModel(m).ok, 'expected a model name such as gemini-2.5-flash'));
-
-/** Proactive quota for one model (or every model without its own entry), per key or project. */
-const limitValues = {
-  /** Requests per minute. */
-  rpm: z.optional(positive()),
-  /** Input tokens per minute (estimated before the call, reconciled with Gemini's usage after it). */
-  tpm: z.optional(positive()),
-  /** Requests per Pacific day. */
-  rpd: z.optional(positive()),
-  /** Length of the rpm/tpm window. Gemini's is a minute; shorter windows are for tests and benchmarks. */
-  rpm_window_ms: z.optional(int(z.gte(100, 'expected at least 100'))),
-};
-const limitValuesSchema = z.strictObject(limitValues);
-export type LimitValues = z.output<typeof limitValuesSchema>;
-
-/**
- * `limits`: `{ default, models: { <model>: {…} } }`, or the flat `{ rpm, tpm, rpd }` (= `default`). A
- * model's own entry replaces `default` for it entirely. Normalized to `{ default, models }`.
- */
-const limitsSchema = z.pipe(
-  z
-    .strictObject({
-      ...limitValues,
-      default: z.optional(limitValuesSchema),
-      models: z.optional(z.record(modelName(), limitValuesSchema, 'expected a mapping of model to limits')),
-    })
-    .check(
-      z.refine(
-        (l) =>
-          !(l.default !== undefined || l.models !== undefined) ||
-          (l.rpm === undefined &&
-            l.tpm === undefined &&
-            l.rpd === undefined &&
-            l.rpm_window_ms === undefined),
-        'expected either { rpm, tpm, rpd } or { default, models }, not both',
-      ),
-    ),
-  z.transform(({ default: fallback, models, ...flat }) => ({
-    default: fallback ?? flat,
-    models: models ?? {},
-  })),
-);
-export type GroupLimits = z.output<typeof limitsSchema>;
 
 /** An outbound proxy URL, parsed; the error says what is wrong without quoting it. */
 function proxyUrl() {
@@ -153,6 +91,10 @@ const serverSchema = z
     idle_timeout_ms: withDefault(positive(), 65_000),
     /** How long writes to a client that stopped reading may stay blocked before the connection is dropped. */
     write_stall_timeout_ms: withDefault(positive(), 60_000),
+    /** Port of the token-less Prometheus `/metrics` listener (local server): absent, none; 0, any free port. */
+    metrics_port: z.optional(int(z.gte(0, 'expected 0-65535'), z.lte(65535, 'expected 0-65535'))),
+    /** Its address: loopback, or a private interface only Prometheus reaches. */
+    metrics_host: withDefault(nonEmpty('expected a host'), '127.0.0.1'),
   })
   .check(
     z.refine((s) => s.header_timeout_ms <= s.request_receive_timeout_ms, {

@@ -15,10 +15,10 @@ import type { Logger } from '../logger.js';
 import type { RequestMetrics } from '../metrics.js';
 import type { StateWrites } from '../state-writes.js';
 import type { KeyGroup, UpstreamCall } from './groups.js';
-import type { ForwardFacts, RequestLog } from './request-log.js';
+import type { ForwardedRequest, ForwardFacts, RequestLog } from './request-log.js';
 
 /** A request the proxy has read, routed and checked, to be served by Gemini with some group's key. */
-export interface ForwardJob extends UpstreamCall {
+export interface ForwardJob extends UpstreamCall, ForwardedRequest {
   readonly model: string;
   readonly groups: readonly KeyGroup[];
   readonly started: number;
@@ -110,6 +110,16 @@ export class Attempts implements ForwardFacts {
     if (this.spent) return { go: false };
     const admission = this.deps.health.admit(target);
     return admission.admitted ? { go: true } : { go: false, circuitRetryAt: admission.retryAt };
+  }
+
+  /**
+   * Bookkeeping for the next model of a fallback chain: the same deadline, the client's limit already
+   * counted, what is left of the allowance for shared state; calls counted afresh.
+   */
+  forFallback(): Attempts {
+    const next = new Attempts(this.deadline, this.deps, this.policy, this.stateWaitMs);
+    next.clientCounted = this.clientCounted;
+    return next;
   }
 
   /** Asks the store for a key, charging the time spent to the request's allowance for shared state. */

@@ -4,6 +4,7 @@ import { RequestDeadline } from '../deadline.js';
 import type { ProxyResponse } from '../http.js';
 import { cancelled, clientLimited, stateUnavailable } from '../refusals.js';
 import { ATTEMPTS_HEADER, Attempts, type Ending, type ForwarderDeps, type ForwardJob } from './attempts.js';
+import { type FallbackModel, MODEL_HEADER, type ModelTurn, serveWithFallbacks } from './fallbacks.js';
 import { targetOf } from './groups.js';
 import { KeyAttempt, ROTATE } from './key-attempt.js';
 import { type Blocked, whenNoKeyAnswered } from './no-key-answered.js';
@@ -15,8 +16,12 @@ import { type Blocked, whenNoKeyAnswered } from './no-key-answered.js';
 export class Forwarder {
   constructor(private readonly deps: ForwarderDeps) {}
 
-  /** Serves one request; every answer leaves here, with its log line and the attempts header. */
-  async forward(job: ForwardJob): Promise<ProxyResponse> {
+  /**
+   * Serves one request, then its `fallbacks` in order while no key can serve the model before
+   * ({@link serveWithFallbacks}); every answer leaves here, with its log line, the attempts header and
+   * the model that answered.
+   */
+  async forward(job: ForwardJob, fallbacks: readonly FallbackModel[] = []): Promise<ProxyResponse> {
     const { config, now } = this.deps;
     const deadlineAt = job.request.deadlineAt;
     const timeoutMs = Math.min(
@@ -24,21 +29,24 @@ export class Forwarder {
       deadlineAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadlineAt - now()),
     );
     const deadline = new RequestDeadline(job.request.signal, timeoutMs);
-    const attempts = new Attempts(deadline, this.deps, config.policy, stateWaitAllowanceMs(config.state));
-    let ending: Ending;
+    const first = new Attempts(deadline, this.deps, config.policy, stateWaitAllowanceMs(config.state));
+    let turn: ModelTurn;
     try {
-      ending = await this.serve(job, attempts);
+      turn = await serveWithFallbacks(job, first, fallbacks, (j, attempts) => this.serve(j, attempts));
     } catch (err) {
       deadline.dispose();
       throw err;
     }
+    const { ending, attempts, job: answered } = turn;
     // A relayed answer is logged, and its deadline released, when its stream ends.
     if (!ending.relayed) {
       deadline.dispose();
       attempts.refusal = ending.refusal;
-      this.deps.requests.forwarded(job, ending.response.status, attempts);
+      this.deps.requests.forwarded(answered, ending.response.status, attempts);
     }
-    ending.response.headers[ATTEMPTS_HEADER] = String(attempts.count);
+    const { headers } = ending.response;
+    headers[ATTEMPTS_HEADER] = String(attempts.count + (answered.earlier?.count ?? 0));
+    if (answered.model !== '') headers[MODEL_HEADER] = answered.model;
     return ending.response;
   }
 

@@ -63,12 +63,15 @@ export function buildGroup(group: GroupConfig, upstream: ProxyConfig['upstream']
   };
 }
 
-/** A group's configured limits by model: a model's own entry, else `default`; none when they limit nothing. */
+/**
+ * A group's configured limits by model: a model's own entry, else `default`; none when nothing is set. A
+ * window length set alone (`rpm_window_ms`) is kept: limits learned from Gemini are counted in it.
+ */
 function configuredLimits(limits: GroupLimits | undefined): (model: string) => QuotaLimits | undefined {
   if (limits === undefined) return () => undefined;
   const toQuota = (l: LimitValues): QuotaLimits | undefined => {
-    const quota = { rpm: l.rpm, tpm: l.tpm, rpd: l.rpd, windowMs: l.rpm_window_ms };
-    return hasLimits(quota) ? quota : undefined;
+    const quota: QuotaLimits = { rpm: l.rpm, tpm: l.tpm, rpd: l.rpd, windowMs: l.rpm_window_ms };
+    return l.rpm_window_ms !== undefined || hasLimits(quota) ? quota : undefined;
   };
   const fallback = toQuota(limits.default);
   const byModel = new Map(Object.entries(limits.models).map(([m, l]) => [normalizeModel(m), toQuota(l)]));

@@ -4,6 +4,7 @@ import { readText } from '../body.js';
 import { classifyUpstreamResponse, type UpstreamOutcome } from '../gemini-errors.js';
 import { type ProxyResponse, UpstreamError, type UpstreamResponse } from '../http.js';
 import type { BudgetClaim } from '../key-state/port.js';
+import { hasLimits } from '../key-state/quota.js';
 import { type Decision, decide } from '../policy.js';
 import { cancelled, networkFailure } from '../refusals.js';
 import { upstreamErrorAnswer } from '../upstream-errors.js';
@@ -260,7 +261,7 @@ export class KeyAttempt {
     if (!(await sleep(delayMs, true, { signal: attempts.signal }).catch(() => false))) return 'cancelled';
     const limits = group.limitsFor(this.job.model);
     // Limits configured, or learned (the first claim shows them): each call spends a unit of the budget.
-    if (limits === undefined && this.claim === undefined) return 'go';
+    if (!hasLimits(limits) && this.claim === undefined) return 'go';
     const ref = group.refs.find((r) => r.keyId === keyId)!;
     const acquisition = await attempts.acquire({
       group: group.name,

@@ -78,6 +78,7 @@ export function whenNoKeyAnswered(
         'server_error',
         'no_usable_keys',
       ),
+      refusal: 'no_usable_keys',
     };
   }
   const wait = Math.max(1, soonest - now);

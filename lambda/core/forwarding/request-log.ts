@@ -13,22 +13,50 @@ export interface ForwardFacts {
   readonly timeToFirstByteMs?: number | undefined;
   readonly refusal?: RequestMetrics['refusal'];
   readonly tokens?: { readonly input: number; readonly output: number } | undefined;
+  /** Keys parked, limits learned, and the budget limit behind a quota refusal (see `RequestMetrics`). */
+  readonly parks?: number;
+  readonly limitsLearned?: number;
+  readonly budgetRefusal?: RequestMetrics['budgetRefusal'];
   /** The group and key of the last call. */
   readonly group?: string | undefined;
   readonly keyId?: string | undefined;
 }
 
+/** Gemini calls a request made, as counted in its log line and metrics. */
+export type CallCounts = Pick<ForwardFacts, 'count' | 'retries' | 'upstreamErrors' | 'keyCooldowns'>;
+
 /** A forwarded request as its log line names it. */
 export interface ForwardedRequest {
   readonly request: ProxyRequest;
   readonly started: number;
+  /** The model whose answer the client gets. */
   readonly model: string;
+  /** The client's model, when the answer is another model's (a fallback). */
+  readonly fallbackFrom?: string | undefined;
+  /** Calls made for the other models of a fallback chain, counted with this model's. */
+  readonly earlier?: CallCounts | undefined;
 }
 
 interface Forwarded {
   readonly model: string;
+  readonly fallbackFrom: string | undefined;
   readonly facts: ForwardFacts;
   readonly streamError: string | undefined;
+}
+
+/** Two counts of Gemini calls, added up. */
+export function addCalls(a: CallCounts, b: CallCounts): CallCounts {
+  const [e, f] = [a.upstreamErrors, b.upstreamErrors];
+  return {
+    count: a.count + b.count,
+    retries: a.retries + b.retries,
+    upstreamErrors: {
+      transient: e.transient + f.transient,
+      quota: e.quota + f.quota,
+      deadKey: e.deadKey + f.deadKey,
+    },
+    keyCooldowns: a.keyCooldowns + b.keyCooldowns,
+  };
 }
 
 interface RequestLogDeps {
@@ -56,7 +84,13 @@ export class RequestLog {
    * saying why if it ended early).
    */
   forwarded(job: ForwardedRequest, status: number, facts: ForwardFacts, streamError?: string): void {
-    this.write(job.request, job.started, status, { model: job.model, facts, streamError });
+    this.write(job.request, job.started, status, {
+      model: job.model,
+      fallbackFrom: job.fallbackFrom,
+      // The calls made for the other models of a fallback chain count too.
+      facts: job.earlier === undefined ? facts : { ...facts, ...addCalls(facts, job.earlier) },
+      streamError,
+    });
   }
 
   private write(request: ProxyRequest, started: number, status: number, sent: Forwarded | undefined): void {
@@ -73,13 +107,17 @@ export class RequestLog {
         group: sent.facts.group,
         keyId: sent.facts.keyId,
         model: sent.model,
+        fallbackFrom: sent.fallbackFrom,
         streamError: sent.streamError,
         inputTokens: sent.facts.tokens?.input,
         outputTokens: sent.facts.tokens?.output,
+        refusal: sent.facts.refusal,
+        budgetRefusal: sent.facts.budgetRefusal,
       }),
     });
     this.deps.metrics.record({
       group: facts?.group ?? '',
+      model: sent?.model,
       status,
       latencyMs,
       timeToFirstByteMs: facts?.timeToFirstByteMs,
@@ -92,7 +130,11 @@ export class RequestLog {
         inputTokens: facts.tokens?.input,
         outputTokens: facts.tokens?.output,
         openCircuits: this.deps.openCircuits(),
+        unavailableParks: facts.parks,
+        limitsLearned: facts.limitsLearned,
+        budgetRefusal: facts.budgetRefusal,
       }),
+      fallback: sent?.fallbackFrom !== undefined && status < 400,
     });
   }
 }

@@ -24,7 +24,7 @@ export function pickKey(
   now: number,
   exclude: ReadonlySet<string>,
   health?: HealthPreference,
-): { keyId: string; index: number } | { retryAt: number | undefined; parked: boolean } {
+): { keyId: string; index: number } | { retryAt: number | undefined; parked?: true } {
   const n = keys.length;
   let retryAt: number | undefined;
   let parked = false;
@@ -47,7 +47,8 @@ export function pickKey(
     best = Math.max(best, score);
   }
   const chosen = usable.find((k) => k.score >= health!.floor * best);
-  return chosen === undefined ? { retryAt, parked } : { keyId: chosen.keyId, index: chosen.index };
+  if (chosen !== undefined) return { keyId: chosen.keyId, index: chosen.index };
+  return parked ? { retryAt, parked } : { retryAt };
 }
 
 /** What else held keys back when none could serve: parks, the budget limit that did, oversize requests. */

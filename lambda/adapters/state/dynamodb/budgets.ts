@@ -42,10 +42,20 @@ export class BudgetWindows {
 
   constructor(private readonly table: StateTable) {}
 
-  /** Until when (and by which limit) a budget is known to be full, if it is. */
-  fullFor(budget: string, model: string, now: number): Full | undefined {
+  /**
+   * Until when (and by which limit) a budget is known to be full under `limits`, if it is: a budget found
+   * full under a limit is not full under a larger one (a configured limit over a learned one, an edit).
+   */
+  fullFor(budget: string, model: string, now: number, limits: QuotaLimits): Full | undefined {
     const full = this.fullUntil.get(budgetKey(budget, model));
-    return full !== undefined && full.until > now ? full : undefined;
+    if (full === undefined || full.until <= now) return undefined;
+    if (full.metric === undefined) return full;
+    const limit = limits[full.metric];
+    return limit !== undefined && limit <= full.limit ? full : undefined;
+  }
+
+  private markFull(id: string, limits: QuotaLimits, until: number, metric: BudgetMetric): void {
+    this.fullUntil.set(id, { until, metric, limit: limits[metric] ?? 0 });
   }
 
   /** Until when a client is known to be over its limit, if it is. */
@@ -75,7 +85,7 @@ export class BudgetWindows {
     const byPk = new Map<string, { budget: string; limits: QuotaLimits }>();
     for (const k of keys) {
       const limits = limitsOf(k);
-      if (limits === undefined || this.fullFor(k.budget, model, now) !== undefined) continue;
+      if (limits === undefined || this.fullFor(k.budget, model, now, limits) !== undefined) continue;
       byPk.set(`quota#${k.budget}#${model}`, { budget: k.budget, limits });
     }
     const pks = [...byPk.keys()];
@@ -90,7 +100,7 @@ export class BudgetWindows {
         const counts = windowCounts(item, today, -1);
         this.seen.set(id, counts);
         const verdict = quotaVerdict(found.limits, counts, now);
-        if (!verdict.ok) this.fullUntil.set(id, { until: verdict.retryAt, metric: verdict.metric });
+        if (!verdict.ok) this.markFull(id, found.limits, verdict.retryAt, verdict.metric);
       }
     }
   }
@@ -157,7 +167,7 @@ export class BudgetWindows {
         this.seen.set(id, counts);
         // Took the last unit: skip this budget without a call until its window opens again.
         const after = quotaVerdict(limits, counts, now);
-        if (!after.ok) this.fullUntil.set(id, { until: after.retryAt, metric: after.metric });
+        if (!after.ok) this.markFull(id, limits, after.retryAt, after.metric);
         return { granted: { budget: ref.budget, window: counts.minute, windowMs, tokens } };
       } catch (err) {
         const current = await this.table.itemOnConflict(err, Key);
@@ -166,8 +176,7 @@ export class BudgetWindows {
         const verdict = quotaVerdict(limits, counts, now, tokens);
         if (!verdict.ok) {
           // Full for any request (not merely for one this large): skip it without a call meanwhile.
-          if (verdict.metric !== 'tpm')
-            this.fullUntil.set(id, { until: verdict.retryAt, metric: verdict.metric });
+          if (verdict.metric !== 'tpm') this.markFull(id, limits, verdict.retryAt, verdict.metric);
           return { retryAt: verdict.retryAt, metric: verdict.metric };
         }
         // Not full: the write assumed the wrong window (another instance rolled it, or we are first).
@@ -219,7 +228,7 @@ export class BudgetWindows {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       const retryAt = (minute + 1) * MINUTE_MS;
-      this.fullUntil.set(clientKey(client), { until: retryAt, metric: undefined });
+      this.fullUntil.set(clientKey(client), { until: retryAt, metric: undefined, limit: client.rpm });
       return retryAt;
     }
   }
@@ -229,6 +238,8 @@ export class BudgetWindows {
 export interface Full {
   readonly until: number;
   readonly metric: BudgetMetric | undefined;
+  /** The limit it was full under. */
+  readonly limit: number;
 }
 
 /** Most budget×model (and client) entries each of the instance's hints holds. */

@@ -10,10 +10,12 @@ export interface CachedKey extends KeyRecord {
   /** When this instance last changed the key's status: a read that started earlier must not undo that. */
   changedAt: number;
   /**
-   * When this instance last set a cooldown of the key: a read that started earlier may miss it. Cooldowns
-   * it only read are not carried past the next read (the table's word wins: an operator's reset sticks).
+   * When this instance last finished writing a cooldown of the key, and how many such writes are in
+   * flight: a read that started before one landed may miss it. Cooldowns it only read are not carried past
+   * the next read (the table's word wins: an operator's reset sticks).
    */
   cooledAt: number;
+  coolingWrites: number;
 }
 
 /** What an instance knows of one group's keys, and when it was read. */
@@ -78,8 +80,9 @@ export class GroupStateCache {
       read.learned.set(id, mergeLearned(read.learned.get(id), mine));
     for (const [keyId, mine] of before?.keys ?? []) {
       const k = cached(read, keyId);
-      if (mine.cooledAt >= started) {
+      if (mine.coolingWrites > 0 || mine.cooledAt >= started) {
         k.cooledAt = mine.cooledAt;
+        k.coolingWrites = mine.coolingWrites;
         for (const [model, cooldown] of mine.cooldowns) {
           if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
         }
@@ -134,7 +137,7 @@ export class GroupStateCache {
 function cached(cache: GroupCache, keyId: string): CachedKey {
   let k = cache.keys.get(keyId);
   if (k === undefined) {
-    k = { ...newKeyRecord(keyId), changedAt: 0, cooledAt: 0 };
+    k = { ...newKeyRecord(keyId), changedAt: 0, cooledAt: 0, coolingWrites: 0 };
     cache.keys.set(keyId, k);
   }
   return k;

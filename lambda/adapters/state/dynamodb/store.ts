@@ -213,7 +213,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       for (const k of keys) {
         const limits = skip.has(k.keyId) ? undefined : this.limitsOf(cache, request, k);
         if (limits === undefined) continue;
-        const full = this.budgets.fullFor(k.budget, model, now);
+        const full = this.budgets.fullFor(k.budget, model, now, limits);
         if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
         else if (full !== undefined) {
           skip.add(k.keyId);
@@ -271,20 +271,29 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return (num(out?.pos) ?? 1) - 1;
   }
 
-  /** Sets a cooldown if it extends the stored one; this instance then knows the longer of the two. */
+  /**
+   * Sets a cooldown if it extends the stored one. This instance knows it at once (a cooldown only
+   * extends, so what it learnt holds whatever the table says), and the longer stored one after a lost race.
+   */
   private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
     const Key = cooldownItemKey(update.group, update.keyId, update.model);
-    let known = update;
+    this.cached(update);
+    // While the write is in flight, a read of the group keeps this cooldown (see GroupStateCache.load).
+    const writing = this.cache.entry(update.group, update.keyId);
+    if (writing !== undefined) writing.coolingWrites++;
     try {
       await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
       const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
-      if (stored !== undefined) known = { ...update, cooldown: stored };
+      if (stored !== undefined) this.cached({ ...update, cooldown: stored });
+    } finally {
+      const record = this.cache.entry(update.group, update.keyId);
+      if (record !== undefined) {
+        record.coolingWrites = Math.max(0, record.coolingWrites - 1);
+        record.cooledAt = this.now();
+      }
     }
-    this.cached(known);
-    const record = this.cache.entry(update.group, update.keyId);
-    if (record !== undefined) record.cooledAt = this.now();
   }
 
   /**
