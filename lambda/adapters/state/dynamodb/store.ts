@@ -4,18 +4,14 @@ import { applyUpdate } from '../../../core/key-state/key-record.js';
 import type {
   AcquireRequest,
   Acquisition,
-  KeyRef,
   KeyStateStore,
   KeyStateUpdate,
   KeyView,
   LearnedLimitView,
-  QuotaLimits,
 } from '../../../core/key-state/port.js';
-import { effectiveLimits, hasLimits } from '../../../core/key-state/quota.js';
-import { inForce, QuotaHold } from '../../../core/key-state/quota-hold.js';
-import { isUsable, pickKey, unavailable } from '../../../core/key-state/rotation.js';
+import { inForce } from '../../../core/key-state/quota-hold.js';
 import { BudgetWindows } from './budgets.js';
-import { type GroupCache, GroupStateCache } from './group-cache.js';
+import { GroupStateCache } from './group-cache.js';
 import {
   checkedWrite,
   cooldownItemKey,
@@ -27,9 +23,10 @@ import {
   storedCooldown,
   storedValidity,
 } from './key-items.js';
-import { learnedKey, learnedWrite } from './learned-items.js';
+import { learnedWrite } from './learned-items.js';
+import { KeySelection } from './selection.js';
 import { SuccessTallies } from './success-tallies.js';
-import { num, StateTable } from './table.js';
+import { StateTable } from './table.js';
 
 /** Where the shared key state lives, and how much of it one instance may trust without reading. */
 export interface DynamoDbStoreOptions {
@@ -68,14 +65,15 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private readonly budgets: BudgetWindows;
   private readonly now: () => number;
   private readonly cache: GroupStateCache;
-  private readonly cursors = new Map<string, number>();
+  private readonly selection: KeySelection;
   private readonly successes: SuccessTallies;
 
-  constructor(private readonly options: DynamoDbStoreOptions) {
+  constructor(readonly options: DynamoDbStoreOptions) {
     this.table = new StateTable(options.client, options.table);
     this.budgets = new BudgetWindows(this.table);
     this.cache = new GroupStateCache(this.table, options.cacheMs, () => this.now());
     this.now = options.now ?? Date.now;
+    this.selection = new KeySelection(this.table, this.cache, this.budgets, options.rotationShards);
     this.successes = new SuccessTallies(this.table, options.flushEveryMs ?? 5000, this.now);
   }
 
@@ -90,9 +88,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
       request.client === undefined ? undefined : this.budgets.claimClient(request.client, now);
     // Awaited below; marked handled now so a failing key claim can't leave it unhandled.
     clientClaim?.catch(() => undefined);
-    const result = this.budgeted(request)
-      ? await this.acquireWithBudget(request)
-      : await this.acquireByRotation(request);
+    const result = await this.selection.pick(request);
     if (clientClaim !== undefined) {
       const retryAt = await clientClaim;
       // A key claimed for a refused client costs one unit of budget; the refusal is then cached, so it
@@ -152,123 +148,6 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
   flush(): Promise<void> {
     return this.successes.flush();
-  }
-
-  /** The limits of a key's budget for the request's model: configured, else as Gemini reported (cached). */
-  private limitsOf(
-    cache: GroupCache | undefined,
-    request: AcquireRequest,
-    ref: KeyRef,
-  ): QuotaLimits | undefined {
-    const learned = cache?.learned.get(learnedKey(ref.budget, request.model));
-    const limits = effectiveLimits(request.limits, learned, request.now);
-    return hasLimits(limits) ? limits : undefined;
-  }
-
-  /** Whether the request needs a budget claim: configured limits, or limits learned for its model. */
-  private budgeted(request: AcquireRequest): boolean {
-    if (hasLimits(request.limits)) return true;
-    const cache = this.cache.peek(request.group);
-    if (cache === undefined || cache.learned.size === 0) return false;
-    return request.keys.some((k) => this.limitsOf(cache, request, k) !== undefined);
-  }
-
-  private async acquireByRotation(request: AcquireRequest): Promise<Acquisition> {
-    const { group, keys, model, now } = request;
-    const shard = Math.floor(Math.random() * this.options.rotationShards);
-    // A retry keeps its key and leaves the shared rotation where it is.
-    const [cache, pos] = await Promise.all([
-      this.cache.fresh(group),
-      request.retry === true ? -shard : this.advance(group, shard),
-    ]);
-    // Each shard walks every key in turn (offset by its number), so the sum over shards stays even.
-    const picked = pickKey(
-      this.cache.views(cache, keys),
-      pos + shard,
-      model,
-      now,
-      request.exclude,
-      request.health,
-    );
-    if ('retryAt' in picked) return unavailable(picked.retryAt, undefined, { parked: picked.parked });
-    // The first read showed limits learned for this model: claim like any budgeted request.
-    if (this.limitsOf(cache, request, keys[picked.index]!) !== undefined)
-      return this.acquireWithBudget(request);
-    return { kind: 'key', keyId: picked.keyId };
-  }
-
-  private async acquireWithBudget(request: AcquireRequest): Promise<Acquisition> {
-    const { group, keys, model, now } = request;
-    const tokens = request.tokens ?? 0;
-    const cached = this.cache.peek(group);
-    let pending: Promise<GroupCache> | undefined = this.cache.fresh(group);
-    // Cold start: nothing to choose from yet, so this one read comes first.
-    let cache = cached ?? (await pending);
-    if (cached === undefined) pending = undefined;
-    const skip = new Set(request.exclude);
-    const held = new QuotaHold();
-    const cursor = this.cursors.get(group) ?? Math.floor(Math.random() * keys.length);
-    let surveyed = false;
-    for (let tries = 0; tries <= keys.length; tries++) {
-      for (const k of keys) {
-        const limits = skip.has(k.keyId) ? undefined : this.limitsOf(cache, request, k);
-        if (limits === undefined) continue;
-        const full = this.budgets.fullFor(k.budget, model, now, limits);
-        if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
-        else if (full !== undefined) {
-          skip.add(k.keyId);
-          held.held(full.until, full.metric);
-        } else if (!held.fits(this.budgets.hint(k.budget, model, limits, now, tokens))) skip.add(k.keyId);
-      }
-      const picked = pickKey(this.cache.views(cache, keys), cursor + tries, model, now, skip, request.health);
-      if ('retryAt' in picked) {
-        if (pending === undefined) return held.unavailable(picked);
-        // The stale copy may be wrong about that too: decide on the fresh one.
-        cache = await pending;
-        pending = undefined;
-        continue;
-      }
-      const ref = keys[picked.index]!;
-      const limits = this.limitsOf(cache, request, ref);
-      const claim = limits === undefined ? undefined : this.budgets.claim(ref, model, limits, now, tokens);
-      let result: Awaited<typeof claim>;
-      if (pending !== undefined) {
-        // The claim goes out alongside the state read; if the fresh state rules the key out, the
-        // claimed unit is spent unused (rare: only when the key changed within the cache time).
-        [cache, result] = await Promise.all([pending, claim]);
-        pending = undefined;
-        if (!isUsable(this.cache.views(cache, [ref])[0]!, model, now)) {
-          skip.add(ref.keyId);
-          continue;
-        }
-      } else {
-        result = await claim;
-      }
-      if (result === undefined || 'granted' in result) {
-        if (request.retry !== true) this.cursors.set(group, picked.index + 1);
-        return { kind: 'key', keyId: picked.keyId, claim: result?.granted };
-      }
-      skip.add(ref.keyId);
-      held.held(result.retryAt, result.metric);
-      if (!surveyed) {
-        // Budgets tend to fill together: rather than find each full one by a failed claim, read the
-        // other budgets' windows in one call and skip those already full.
-        surveyed = true;
-        await this.budgets.survey(keys, model, (k) => this.limitsOf(cache, request, k), now);
-      }
-    }
-    return held.unavailable({ retryAt: undefined });
-  }
-
-  private async advance(group: string, shard: number): Promise<number> {
-    const out = await this.table.update({
-      Key: { pk: `rr#${group}#${shard}`, sk: 'rr' },
-      UpdateExpression: 'ADD #pos :one',
-      ExpressionAttributeNames: { '#pos': 'pos' },
-      ExpressionAttributeValues: { ':one': 1 },
-      ReturnValues: 'UPDATED_NEW',
-    });
-    return (num(out?.pos) ?? 1) - 1;
   }
 
   /**
