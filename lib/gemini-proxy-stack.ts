@@ -73,5 +73,7 @@ export class GeminiProxyStack extends Stack {
     new CfnOutput(this, 'KeysSecretName', { value: this.secrets.keys.secretName });
     new CfnOutput(this, 'TokensSecretName', { value: this.secrets.tokens.secretName });
     new CfnOutput(this, 'AlertTopicArn', { value: this.monitoring.topic.topicArn });
+    // What `gemini-proxy check` invokes.
+    new CfnOutput(this, 'HealthCheckFunctionName', { value: this.healthCheck.fn.functionName });
   }
 }

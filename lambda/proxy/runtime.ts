@@ -1,10 +1,11 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import * as z from 'zod/mini';
+import type * as z from 'zod/mini';
 import { EmfMetrics } from '../adapters/emf-metrics.js';
 import { LambdaInstance, lambdaState, required } from '../adapters/lambda-env.js';
 import type { SecretCache } from '../adapters/secret-cache.js';
 import { createUsageLedger } from '../adapters/state/create-state-store.js';
 import { ConfigError, parseConfig, parseStateConfig } from '../core/config/parse.js';
+import { keysSecretSchema, tokensSecretSchema } from '../core/config/secrets.js';
 import type { ProxyRequest, ProxyResponse } from '../core/http.js';
 import { InstanceHealth } from '../core/instance-health.js';
 import type { KeyStateStore } from '../core/key-state/port.js';
@@ -28,15 +29,6 @@ export const PROXY_FUNCTION_ENV = [
 ] as const;
 
 export type ProxyFunctionEnv = Partial<Record<(typeof PROXY_FUNCTION_ENV)[number], string>>;
-
-/** The keys secret: `{"groups":[…]}`, the config file's `groups` shape. */
-const keysSecretSchema = z.object({ groups: z.array(z.unknown()) });
-/** The client-tokens secret: SHA-256 hashes of tokens, each with an optional name and per-minute limit. */
-const tokensSecretSchema = z.object({
-  tokens: z.array(
-    z.object({ sha256: z.string(), name: z.optional(z.string()), rpm: z.optional(z.number()) }),
-  ),
-});
 
 type Current =
   | { readonly kind: 'ready'; readonly proxy: GeminiProxy }

@@ -159,10 +159,20 @@ describe('Stack: GeminiProxyStack', () => {
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 14 });
   });
 
-  it('outputs the function URL, the OpenAI base URL, the table and the secret names', () => {
+  it('outputs the function URL, the OpenAI base URL, the table, the secret names and the health check (what the CLI reads)', () => {
     for (const name of ['FunctionUrl', 'OpenAiBaseUrl', 'TableName', 'KeysSecretName', 'TokensSecretName']) {
       template.hasOutput(name, {});
     }
+    // `gemini-proxy status` finds the alarms by the names CloudFormation gives them: <stack>-<logical id>-…
+    const alarms = Object.keys(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms.length).toBeGreaterThan(5);
+    for (const id of alarms) expect(id).toMatch(/^Monitoring/);
+    expect(
+      template.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: Match.anyValue() } }),
+    ).toEqual({});
+    template.hasOutput('HealthCheckFunctionName', {
+      Value: { Ref: Match.stringLikeRegexp('^HealthCheck') },
+    });
     template.hasOutput('OpenAiBaseUrl', {
       Value: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [Match.anyValue(), 'FunctionUrl'] }, 'v1']] },
     });

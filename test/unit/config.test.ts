@@ -118,8 +118,8 @@ describe('Function: parseConfig', () => {
       groups: [{ name: 'g', api_keys: ['k1', { key: 'k2', project: 'p' }], limits: { rpm: 10, rpd: 250 } }],
     });
     expect(configuredKeys(config.groups[0]!)).toEqual([
-      { apiKey: 'k1', project: undefined },
-      { apiKey: 'k2', project: 'p' },
+      { apiKey: 'k1', project: undefined, disabled: false },
+      { apiKey: 'k2', project: 'p', disabled: false },
     ]);
     expect(configuredTokens(config)).toEqual([
       { token: 'plain', rpm: undefined },
@@ -132,11 +132,11 @@ describe('Function: parseConfig', () => {
     const err = errorOf(() =>
       parseConfig({
         client_tokens: [{ token: SECRET, rpm: 0 }],
-        groups: [{ name: 'g', api_keys: [{ key: SECRET }], limits: { rpm: -1 } }],
+        groups: [{ name: 'g', api_keys: [{ key: SECRET, project: '' }], limits: { rpm: -1 } }],
       }),
     );
     expect(err.message).toContain('groups[0].limits.rpm: expected a positive number');
-    expect(err.message).toMatch(/groups\[0\]\.api_keys\[0\]: /);
+    expect(err.message).toContain('groups[0].api_keys[0].project: expected a project id');
     expect(err.message).toContain('client_tokens[0].rpm: expected a positive number');
     expect(err.message).not.toContain(SECRET);
   });

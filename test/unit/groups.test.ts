@@ -25,3 +25,25 @@ describe('Function: targetOf', () => {
     expect(viaProxy).not.toContain('s3cret');
   });
 });
+
+describe('Function: buildGroup', () => {
+  it('leaves keys marked disabled out of rotation, with or without a project', () => {
+    // Prepare
+    const config = parseConfig({
+      client_tokens: ['t'],
+      groups: [
+        {
+          name: 'g',
+          api_keys: ['k1', { key: 'k2', disabled: true }, { key: 'k3', project: 'p', disabled: false }],
+        },
+      ],
+    });
+
+    // Act
+    const group = buildGroup(config.groups[0]!, config.upstream);
+
+    // Assess
+    expect([...group.keys.values()]).toEqual(['k1', 'k3']);
+    expect(group.refs.map((r) => r.budget)).toEqual([`key:${group.keyIds[0]}`, 'project:p']);
+  });
+});

@@ -18,11 +18,15 @@ export function stateWaitAllowanceMs(
 export interface ConfiguredKey {
   readonly apiKey: string;
   readonly project: string | undefined;
+  /** Marked `disabled: true` in the configuration: kept out of rotation. */
+  readonly disabled: boolean;
 }
 
 export function configuredKeys(group: GroupConfig): ConfiguredKey[] {
   return group.api_keys.map((k) =>
-    typeof k === 'string' ? { apiKey: k, project: undefined } : { apiKey: k.key, project: k.project },
+    typeof k === 'string'
+      ? { apiKey: k, project: undefined, disabled: false }
+      : { apiKey: k.key, project: k.project, disabled: k.disabled === true },
   );
 }
 

@@ -17,10 +17,21 @@ export const DEFAULT_NATIVE_BASE_URL = 'https://generativelanguage.googleapis.co
 
 const nonEmptyKey = z.string('expected a key').check(z.trim(), z.minLength(1, 'expected a non-empty key'));
 
-/** A key is a string, or `{ key, project }`: keys of one Google Cloud project share its quota. */
+/**
+ * A key is a string, or `{ key, project, disabled }`: keys of one Google Cloud project share its quota; a
+ * key marked `disabled: true` stays configured but out of rotation (what `gemini-proxy keys disable` writes
+ * to a local config without a shared table).
+ */
 const apiKeySchema = z.union(
-  [nonEmptyKey, z.strictObject({ key: nonEmptyKey, project: nonEmpty('expected a project id') })],
-  'expected a key, or { key, project }',
+  [
+    nonEmptyKey,
+    z.strictObject({
+      key: nonEmptyKey,
+      project: z.optional(nonEmpty('expected a project id')),
+      disabled: z.optional(z.boolean('expected true or false')),
+    }),
+  ],
+  'expected a key, or { key, project, disabled }',
 );
 
 /** An outbound proxy URL, parsed; the error says what is wrong without quoting it. */

@@ -40,13 +40,13 @@ export interface UpstreamCall {
 
 const BODYLESS = new Set(['GET', 'HEAD']);
 
-/** Resolves a configured group's keys (each key once, by id) and budgets. */
+/** Resolves a configured group's keys (each key once, by id) and budgets; keys marked `disabled` are left out. */
 export function buildGroup(group: GroupConfig, upstream: ProxyConfig['upstream']): KeyGroup {
   const keys = new Map<string, string>();
   const refs: KeyRef[] = [];
-  for (const { apiKey, project } of configuredKeys(group)) {
+  for (const { apiKey, project, disabled } of configuredKeys(group)) {
     const id = keyId(apiKey);
-    if (keys.has(id)) continue;
+    if (disabled || keys.has(id)) continue;
     keys.set(id, apiKey);
     // Keys of one project share its quota; a key without a project is its own budget.
     refs.push({ keyId: id, budget: project === undefined ? `key:${id}` : `project:${project}` });

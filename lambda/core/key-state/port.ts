@@ -148,8 +148,15 @@ export type KeyStateUpdate =
   | (UpdateBase & { readonly kind: 'cooldown'; readonly model: string; readonly cooldown: Cooldown })
   /** Take a key out of rotation; a disabled key stays disabled. */
   | (UpdateBase & { readonly kind: 'invalid'; readonly reason: string })
-  /** Operator switch: `disabled` wins over everything; `active` lifts only a disable. */
-  | (UpdateBase & { readonly kind: 'operator'; readonly status: 'disabled' | 'active' })
+  /**
+   * Operator switch: `disabled` wins over everything; `active` lifts only a disable. `note`: the operator's
+   * words on why (stored with the switch, shown by the CLI; never a decision input).
+   */
+  | (UpdateBase & {
+      readonly kind: 'operator';
+      readonly status: 'disabled' | 'active';
+      readonly note?: string | undefined;
+    })
   /**
    * A health check found the key valid again: active, but only if it is invalid for one of `reasons`
    * (a racing invalid for another reason wins; the operator's disable is untouched either way).

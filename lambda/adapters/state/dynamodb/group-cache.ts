@@ -9,6 +9,13 @@ import type { StateTable } from './table.js';
 export interface CachedKey extends KeyRecord {
   /** When this instance last changed the key's status: a read that started earlier must not undo that. */
   changedAt: number;
+  /**
+   * When this instance last finished writing a cooldown of the key, and how many such writes are in
+   * flight: a read that started before one landed may miss it. Cooldowns it only read are not carried past
+   * the next read (the table's word wins: an operator's reset sticks).
+   */
+  cooledAt: number;
+  coolingWrites: number;
 }
 
 /** What an instance knows of one group's keys, and when it was read. */
@@ -65,15 +72,20 @@ export class GroupStateCache {
       else readGroupItem(item, (id) => cached(read, id));
     }
     // What this instance wrote while the read was in flight may not be in it: keep that. A cooldown
-    // only extends, and one that has ended is not carried (the table's copy, if any, came with the read).
+    // only extends, and one that has ended is not carried (the table's copy, if any, came with the read);
+    // one it only read before is not carried either: gone from the table, it was reset.
     const now = this.now();
     const before = this.groups.get(group);
     for (const [id, mine] of before?.learned ?? [])
       read.learned.set(id, mergeLearned(read.learned.get(id), mine));
     for (const [keyId, mine] of before?.keys ?? []) {
       const k = cached(read, keyId);
-      for (const [model, cooldown] of mine.cooldowns) {
-        if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
+      if (mine.coolingWrites > 0 || mine.cooledAt >= started) {
+        k.cooledAt = mine.cooledAt;
+        k.coolingWrites = mine.coolingWrites;
+        for (const [model, cooldown] of mine.cooldowns) {
+          if (isCooling(cooldown, now)) extendCooldown(k.cooldowns, model, cooldown);
+        }
       }
       if (mine.changedAt >= started) {
         k.validity = mine.validity;
@@ -125,7 +137,7 @@ export class GroupStateCache {
 function cached(cache: GroupCache, keyId: string): CachedKey {
   let k = cache.keys.get(keyId);
   if (k === undefined) {
-    k = { ...newKeyRecord(keyId), changedAt: 0 };
+    k = { ...newKeyRecord(keyId), changedAt: 0, cooledAt: 0, coolingWrites: 0 };
     cache.keys.set(keyId, k);
   }
   return k;

@@ -4,7 +4,7 @@
  *
  * | pk | sk | holds |
  * |---|---|---|
- * | `grp#<group>` | `key#<keyId>` | `status`, `reason`, `disabled`, last health check, success counters |
+ * | `grp#<group>` | `key#<keyId>` | `status`, `reason`, `disabled` (+ the operator's `disabledNote`), last health check, success counters |
  * | `grp#<group>` | `cool#<keyId>#<model>` | cooldown `until`, `cause`, ttl |
  */
 import type { KeyRecord, KeyValidity } from '../../../core/key-state/key-record.js';
@@ -82,15 +82,26 @@ export function statusWrite(update: StatusUpdate, now: number): KeyItemWrite {
       };
     }
     case 'operator': {
-      const disabled = update.status === 'disabled';
+      const names = { '#d': 'disabled', '#n': 'disabledNote', '#at': 'statusAt', '#v': 'version' };
+      if (update.status === 'active')
+        return {
+          UpdateExpression: 'SET #at = :now REMOVE #d, #n ADD #v :one',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ':now': now, ':one': 1 },
+        };
+      const note = update.note === undefined || update.note === '' ? undefined : update.note;
       return {
-        UpdateExpression: disabled
-          ? 'SET #d = :true, #at = :now ADD #v :one'
-          : 'SET #at = :now REMOVE #d ADD #v :one',
-        ExpressionAttributeNames: { '#d': 'disabled', '#at': 'statusAt', '#v': 'version' },
-        ExpressionAttributeValues: disabled
-          ? { ':true': true, ':now': now, ':one': 1 }
-          : { ':now': now, ':one': 1 },
+        UpdateExpression:
+          note === undefined
+            ? 'SET #d = :true, #at = :now REMOVE #n ADD #v :one'
+            : 'SET #d = :true, #n = :note, #at = :now ADD #v :one',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: {
+          ':true': true,
+          ':now': now,
+          ':one': 1,
+          ...(note === undefined ? {} : { ':note': note }),
+        },
       };
     }
   }

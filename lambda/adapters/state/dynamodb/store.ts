@@ -158,12 +158,21 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   private async extendCooldown(update: Extract<KeyStateUpdate, { kind: 'cooldown' }>): Promise<void> {
     const Key = cooldownItemKey(update.group, update.keyId, update.model);
     this.cached(update);
+    // While the write is in flight, a read of the group keeps this cooldown (see GroupStateCache.load).
+    const writing = this.cache.entry(update.group, update.keyId);
+    if (writing !== undefined) writing.coolingWrites++;
     try {
       await this.table.update({ Key, ...cooldownWrite(update.cooldown) });
     } catch (err) {
       // Someone already set a longer cooldown: keep theirs.
       const stored = storedCooldown(await this.table.itemOnConflict(err, Key));
       if (stored !== undefined) this.cached({ ...update, cooldown: stored });
+    } finally {
+      const record = this.cache.entry(update.group, update.keyId);
+      if (record !== undefined) {
+        record.coolingWrites = Math.max(0, record.coolingWrites - 1);
+        record.cooledAt = this.now();
+      }
     }
   }
 
