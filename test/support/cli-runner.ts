@@ -34,8 +34,18 @@ export class CliOutputs {
     let stdout = '';
     let stderr = '';
     const io: CliIo = {
-      stdout: { write: (t) => void (stdout += t), isTTY: false },
-      stderr: { write: (t) => void (stderr += t), isTTY: false },
+      stdout: {
+        write: (t) => {
+          stdout += t;
+        },
+        isTTY: false,
+      },
+      stderr: {
+        write: (t) => {
+          stderr += t;
+        },
+        isTTY: false,
+      },
       stdinIsTTY: false,
       env: options.env ?? {},
       cwd: options.cwd,
