@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,9 +7,14 @@ import { DynamoDbUsageSource } from '../../lambda/adapters/state/dynamodb/usage-
 import { usageCommand } from '../../lambda/cli/usage-report.js';
 import { keyId, sha256 } from '../../lambda/core/credentials.js';
 import { readUsage, type UsageRow } from '../../lambda/core/usage-rows.js';
+import { CliOutputs } from '../support/cli-runner.js';
 import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import type { RecordedCall } from '../support/fake-gemini.js';
 import { chatBody, type Harness, KEYS, leaks, MODEL, startHarness } from '../support/harness.js';
+import { tempDirs } from '../support/temp-dir.js';
+
+const tempDir = tempDirs();
+const cli = new CliOutputs();
 
 const USED_KEYS = KEYS.slice(0, 2);
 const CLIENTS = [
@@ -161,9 +168,35 @@ describe('Integration: usage accounting across two proxies on one table (real en
     expect(total(byKey, (r) => r.key)).toEqual(expected);
     expect(expected.size).toBe(2);
 
-    // The CLI's JSON is the same rows
-    const json = JSON.parse(await usageCommand({ days: 2, by: 'client', json: true }, source));
-    expect(json).toEqual(byClient);
+    // The CLI's JSON is the same rows: `usage --json` (the real CLI, on a config naming the table), and
+    // `keys list` shows each key's count today
+    const dir = tempDir('usage-cli-');
+    const config = {
+      client_tokens: CLIENTS.map((c) => ({ token: c.token, name: c.name })),
+      groups: [{ name: 'primary', api_keys: USED_KEYS }],
+      state: { store: 'dynamodb', endpoint: engine.endpoint, table: engine.table },
+    };
+    writeFileSync(join(dir, 'config.yaml'), JSON.stringify(config));
+    const cliEnv = { env: { AWS_REGION: 'us-east-1' }, cwd: dir };
+    const usage = await cli.run(['usage', '--json', '--days', '2', '--by', 'client'], cliEnv);
+    expect(usage.code).toBe(0);
+    expect(JSON.parse(usage.stdout)).toEqual(byClient);
+    expect(JSON.parse(await usageCommand({ days: 2, by: 'client', json: true }, source))).toEqual(byClient);
+    const listed = await cli.run(['keys', 'list', '--json'], cliEnv);
+    expect(listed.code).toBe(0);
+    const today = JSON.parse(listed.stdout) as {
+      keys: Array<{ keyId: string; today: { requests: number } }>;
+    };
+    const todays = await readUsage(source, { days: 1, by: 'key', now: Date.now() });
+    expect(today.keys).toHaveLength(2);
+    for (const k of today.keys) {
+      expect(k.today.requests).toBe(todays.find((r) => r.key === k.keyId)?.requests ?? 0);
+    }
+    const tokensListed = await cli.run(['tokens', 'list', '--json'], cliEnv);
+    const lastUsed = (JSON.parse(tokensListed.stdout) as { tokens: Array<{ lastUsed: string | null }> })
+      .tokens;
+    expect(lastUsed.map((t) => t.lastUsed)).toEqual(CLIENTS.map(() => byClient.at(-1)!.day));
+    cli.expectNoLeaks(SECRETS);
 
     // One item per day × client × key × model, holding ids and names only
     const items = (

@@ -9,6 +9,7 @@ import type { KeyState } from '../key-table.js';
 import type { CliContext } from '../main.js';
 import { isoTime, maskKey, printJson, printTable, relativeTime } from '../output.js';
 import type { Target } from '../target.js';
+import { usageRows } from '../usage-source.js';
 import { findKeys } from './key-ids.js';
 import { registerKeySwitches } from './key-switch.js';
 
@@ -28,6 +29,8 @@ export interface KeyRow {
   /** Cooldowns and parks still running (`cause: unavailable` is a park). */
   readonly cooling: ReadonlyArray<{ model: string; cause: string; until: string }>;
   readonly lastCheck: { outcome: string; at: string } | null;
+  /** This Pacific day's usage of the key (every client, every model); null without shared state. */
+  readonly today: { requests: number; errors: number; inputTokens: number; outputTokens: number } | null;
 }
 
 /** Every configured key with what the shared state says of it. */
@@ -40,13 +43,27 @@ export async function keyRows(target: Target, now: number, group?: string): Prom
   if (table !== undefined) {
     for (const g of new Set(entries.map((e) => e.group))) states.set(g, await table.group(g, now));
   }
+  const usage = new Map((await usageRows(target, 'key', 1, now))?.map((u) => [u.key, u]));
   // null: the table knows nothing of the key (active, not cooling); undefined: there is no table.
-  return entries.map((e) =>
-    row(e, table === undefined ? undefined : (states.get(e.group)?.get(e.keyId) ?? null)),
-  );
+  return entries.map((e) => {
+    const u = usage.get(e.keyId);
+    const today =
+      table === undefined
+        ? null
+        : {
+            requests: u?.requests ?? 0,
+            errors: u?.errors ?? 0,
+            inputTokens: u?.inputTokens ?? 0,
+            outputTokens: u?.outputTokens ?? 0,
+          };
+    return {
+      ...row(e, table === undefined ? undefined : (states.get(e.group)?.get(e.keyId) ?? null)),
+      today,
+    };
+  });
 }
 
-function row(e: ConfiguredKeyEntry, state: KeyState | undefined | null): KeyRow {
+function row(e: ConfiguredKeyEntry, state: KeyState | undefined | null): Omit<KeyRow, 'today'> {
   const known = state ?? undefined;
   const tableDisabled = known?.status === 'disabled';
   const status = e.disabled ? 'disabled' : state === undefined ? 'unknown' : (known?.status ?? 'active');
@@ -73,7 +90,7 @@ function row(e: ConfiguredKeyEntry, state: KeyState | undefined | null): KeyRow 
 function printKeys(io: CliIo, rows: readonly KeyRow[], now: number): void {
   printTable(
     io.stdout,
-    ['GROUP', 'KEY ID', 'KEY', 'PROJECT', 'STATUS', 'REASON', 'COOLING', 'CHECKED'],
+    ['GROUP', 'KEY ID', 'KEY', 'PROJECT', 'STATUS', 'REASON', 'COOLING', 'CHECKED', 'TODAY'],
     rows.map((r) => [
       r.group,
       r.keyId,
@@ -84,6 +101,7 @@ function printKeys(io: CliIo, rows: readonly KeyRow[], now: number): void {
       r.cooling.map((c) => `${c.model} ${c.cause} ${relativeTime(Date.parse(c.until), now)}`).join('; ') ||
         '-',
       r.lastCheck === null ? '-' : `${r.lastCheck.outcome} ${relativeTime(Date.parse(r.lastCheck.at), now)}`,
+      r.today === null ? '-' : `${r.today.requests} req, ${r.today.inputTokens + r.today.outputTokens} tok`,
     ]),
   );
 }

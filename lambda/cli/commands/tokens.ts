@@ -4,6 +4,10 @@ import { UsageError } from '../io.js';
 import type { CliContext } from '../main.js';
 import { printJson, printTable } from '../output.js';
 import { addTokenHash, listTokens, newToken, removeToken } from '../token-edit.js';
+import { usageRows } from '../usage-source.js';
+
+/** How far back `tokens list` looks for a client's last request. */
+const LAST_USED_DAYS = 30;
 
 /** The names the config accepts for a token (`client_tokens[].name`). */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
@@ -54,14 +58,20 @@ export function registerTokens(program: Command, cli: CliContext): void {
     .description('every client token: name, id, rpm, creation time (never the token)')
     .action(async () => {
       const target = cli.target();
+      // The last Pacific day (of the past 30) each client made a request, from the usage items.
+      const lastDay = new Map<string, string>();
+      for (const u of (await usageRows(target, 'client', LAST_USED_DAYS, Date.now())) ?? []) {
+        if (u.clientId !== undefined && u.requests > 0 && (lastDay.get(u.clientId) ?? '') < u.day)
+          lastDay.set(u.clientId, u.day);
+      }
       const rows = listTokens(await target.readTokens()).map((t) => ({
         name: t.name ?? null,
         id: t.id,
         rpm: t.rpm ?? null,
         created: t.created ?? null,
         stored: t.stored,
-        // Known once usage accounting records clients; null until then.
-        lastUsed: null,
+        // A Pacific day (usage is counted per day); null: not in the past 30 days, or no shared table.
+        lastUsed: lastDay.get(t.id) ?? null,
       }));
       if (cli.json()) {
         printJson(cli.io.stdout, { target: target.label, tokens: rows });
@@ -70,7 +80,14 @@ export function registerTokens(program: Command, cli: CliContext): void {
       printTable(
         cli.io.stdout,
         ['NAME', 'ID', 'RPM', 'CREATED', 'STORED', 'LAST USED'],
-        rows.map((r) => [r.name ?? '-', r.id, r.rpm?.toString() ?? '-', r.created ?? '-', r.stored, '-']),
+        rows.map((r) => [
+          r.name ?? '-',
+          r.id,
+          r.rpm?.toString() ?? '-',
+          r.created ?? '-',
+          r.stored,
+          r.lastUsed ?? '-',
+        ]),
       );
     });
 
