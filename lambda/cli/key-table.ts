@@ -106,9 +106,11 @@ export class KeyStateTable {
   }
 
   /** Deletes every cooldown and park of a key (all models, running or ended); returns how many there were. */
-  async reset(group: string, keyId: string): Promise<number> {
-    const prefix = `cool#${keyId}#`;
-    const items = (await this.table.query(groupPk(group))).filter((i) => str(i.sk)?.startsWith(prefix));
+  async reset(group: string, keyId: string, budget?: string): Promise<number> {
+    const prefixes = [`cool#${keyId}#`, ...(budget === undefined ? [] : [`learn#${budget}#`])];
+    const items = (await this.table.query(groupPk(group))).filter((i) =>
+      prefixes.some((prefix) => str(i.sk)?.startsWith(prefix)),
+    );
     for (const item of items) {
       await this.doc.send(
         new DeleteCommand({ TableName: this.access.table, Key: { pk: item.pk, sk: item.sk } }),

@@ -250,6 +250,7 @@ describe('CLI on a local config file', () => {
       disabledIn: null,
       cooling: [],
       lastCheck: null,
+      today: null,
     });
   });
 
@@ -330,6 +331,18 @@ describe('CLI on a local config with a DynamoDB state table', () => {
       [b, 'gemini-2.5-flash', 'rpd'],
     ] as const)
       await store.record({ kind: 'cooldown', group: 'primary', keyId, model, cooldown: { until, cause } });
+    // Limits learned from Gemini for each key's budget: a's go with the reset, b's stay
+    for (const id of [a, b]) {
+      const budget = `key:${id}`;
+      const lesson = {
+        group: 'primary',
+        keyId: id,
+        budget,
+        model: 'gemini-2.5-flash',
+        metric: 'rpm',
+      } as const;
+      await store.record({ kind: 'learned', ...lesson, limit: 5, until });
+    }
     const before = JSON.parse((await gp('keys', 'list', '--json')).stdout).keys;
     // A running proxy's store that has read the cooldowns (as a warm instance has)
     const running = new DynamoDbKeyStateStore({
@@ -358,7 +371,11 @@ describe('CLI on a local config with a DynamoDB state table', () => {
       { model: 'gemini-2.5-pro', cause: 'unavailable', until: expect.any(String) },
     ]);
     expect(reset.code).toBe(0);
-    expect(reset.stderr).toContain(`cleared 2 cooldown(s)/park(s) of ${a} in group primary`);
+    expect(reset.stderr).toContain(
+      `cleared 3 cooldown(s), park(s) and learned limit(s) of ${a} in group primary`,
+    );
+    const learned = await store.learned('primary', [`key:${a}`, `key:${b}`], Date.now());
+    expect(learned.map((l) => l.budget)).toEqual([`key:${b}`]);
     expect(after[0].cooling).toEqual([]);
     expect(after[1].cooling).toEqual([
       { model: 'gemini-2.5-flash', cause: 'rpd', until: expect.any(String) },

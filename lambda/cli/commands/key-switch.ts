@@ -62,7 +62,7 @@ export function registerKeySwitches(keys: Command, cli: CliContext): void {
     .option('--group <name>', 'only in this group (default: every group holding the key)')
     .action(async (id: string, options: { group?: string }) => {
       const target = cli.target();
-      const { places } = await findKeys(target, [id], options.group);
+      const { places, entries } = await findKeys(target, [id], options.group);
       const table = await target.state();
       if (table === undefined)
         throw new CliError(
@@ -70,9 +70,13 @@ export function registerKeySwitches(keys: Command, cli: CliContext): void {
         );
       const cleared = [];
       for (const p of places) {
-        const count = await table.reset(p.group, p.keyId);
+        // Limits learned from Gemini belong to the key's budget (its project): a tier change clears them too.
+        const project = entries.find((e) => e.group === p.group && e.keyId === p.keyId)?.project;
+        const count = await table.reset(p.group, p.keyId, project ? `project:${project}` : `key:${p.keyId}`);
         cleared.push({ ...p, cleared: count });
-        cli.io.stderr.write(`cleared ${count} cooldown(s)/park(s) of ${p.keyId} in group ${p.group}\n`);
+        cli.io.stderr.write(
+          `cleared ${count} cooldown(s), park(s) and learned limit(s) of ${p.keyId} in group ${p.group}\n`,
+        );
       }
       if (cli.json()) printJson(cli.io.stdout, { reset: cleared });
     });
