@@ -119,6 +119,30 @@ describe.each([
     }
   });
 
+  it("falls back to the next model once every key is parked for the client's, counting the parks", async () => {
+    const h = await startHarness({
+      config: { ...state(), fallbacks: { [PRO]: [FLASH] } },
+      groups: (fake) => projectGroups(fake),
+    });
+    try {
+      h.fake.setPlan({ projects, models: { [PRO]: { rpm: 0 }, [FLASH]: { rpm: 1000 } } });
+
+      const first = await postChat(h, chatBody(PRO));
+      await h.server.proxy.settle();
+      const second = await postChat(h, chatBody(PRO));
+
+      expect(first.status).toBe(200);
+      expect(first.headers.get('x-gemini-model')).toBe(FLASH);
+      expect(first.headers.get('x-upstream-attempts')).toBe('5');
+      expect(h.metrics[0]).toMatchObject({ unavailableParks: 4, fallback: true });
+      expect(second.status).toBe(200);
+      expect(second.headers.get('x-upstream-attempts')).toBe('1');
+      expect(h.fake.calls.filter((c) => c.model === PRO)).toHaveLength(4);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('learns a per-minute limit from a 429 and spends no Gemini 429 in the next window', async () => {
     // Prepare: no limits configured; Gemini allows 3 requests per window per project
     const h = await startHarness({

@@ -25,7 +25,10 @@ export interface ForwardFacts {
 }
 
 /** Gemini calls a request made, as counted in its log line and metrics. */
-export type CallCounts = Pick<ForwardFacts, 'count' | 'retries' | 'upstreamErrors' | 'keyCooldowns'>;
+export type CallCounts = Pick<
+  ForwardFacts,
+  'count' | 'retries' | 'upstreamErrors' | 'keyCooldowns' | 'parks' | 'limitsLearned'
+>;
 
 /** A forwarded request as its log line names it. */
 export interface ForwardedRequest {
@@ -61,6 +64,8 @@ export function addCalls(a: CallCounts, b: CallCounts): CallCounts {
       deadKey: e.deadKey + f.deadKey,
     },
     keyCooldowns: a.keyCooldowns + b.keyCooldowns,
+    parks: (a.parks ?? 0) + (b.parks ?? 0),
+    limitsLearned: (a.limitsLearned ?? 0) + (b.limitsLearned ?? 0),
   };
 }
 
