@@ -55,8 +55,12 @@ export const SYNC_KINDS: ReadonlySet<CallKind> = new Set<CallKind>([
 /** One DynamoDB call: its kind and when it ran (performance.now()). */
 export interface TracedCall {
   readonly kind: CallKind;
+  /** A claim that starts a new window (`SET #mw = :mw …`) rather than counting in the current one. */
+  readonly newWindow: boolean;
   readonly start: number;
   end: number;
+  /** DynamoDB refused it (a failed condition, mostly). */
+  failed: boolean;
 }
 
 /** The calls made on behalf of one client request (its `x-bench-id`). */
@@ -128,14 +132,20 @@ export class CallTracer {
   instrument(client: DynamoDBClient): void {
     client.middlewareStack.add(
       (next, context) => async (args) => {
+        const input = args.input as Record<string, unknown>;
         const call: TracedCall = {
-          kind: classify(context.commandName ?? '', args.input as Record<string, unknown>),
+          kind: classify(context.commandName ?? '', input),
+          newWindow: str(input.UpdateExpression).startsWith('SET #mw = :mw'),
           start: performance.now(),
           end: Number.NaN,
+          failed: false,
         };
         (this.context.getStore()?.calls ?? this.unattributed).push(call);
         try {
           return await next(args);
+        } catch (err) {
+          call.failed = true;
+          throw err;
         } finally {
           call.end = performance.now();
         }

@@ -66,6 +66,8 @@ function geminiRefusals(refusals: readonly QuotaRefusal[], tag: string, firstWin
     n: number;
     ms: number[];
   }
+  const tripleOf = (r: QuotaRefusal, metric: string) =>
+    `${r.project.replace(`${tag}-`, '')} ${r.model.replace('gemini-2.5-', '')} ${metric}`;
   const cells = new Map<string, Cell>();
   const firstOf = new Map<string, number>();
   const byWindow: number[] = [];
@@ -73,7 +75,7 @@ function geminiRefusals(refusals: readonly QuotaRefusal[], tag: string, firstWin
     const w = r.window - firstWindow;
     byWindow[w] = (byWindow[w] ?? 0) + 1;
     for (const metric of r.metrics) {
-      const triple = `${r.project.replace(`${tag}-`, '')} ${r.model.replace('gemini-2.5-', '')} ${metric}`;
+      const triple = tripleOf(r, metric);
       const cell = cells.get(`${triple} w${w}`) ?? { triple, window: w, n: 0, ms: [] };
       cell.n++;
       // Where in its window the 429 came: near 0, a claim made at the end of the previous window
@@ -87,11 +89,15 @@ function geminiRefusals(refusals: readonly QuotaRefusal[], tag: string, firstWin
   // A triple's first window with a 429 is where its limit is learned (limit 0: its keys parked).
   const learning = [...cells.values()].filter((c) => firstOf.get(c.triple) === c.window);
   const after = [...cells.values()].filter((c) => firstOf.get(c.triple) !== c.window);
+  // A 429 taught something if one of its metrics was in its learning window; else it came after.
+  const taught = (r: QuotaRefusal) =>
+    r.metrics.some((m) => firstOf.get(tripleOf(r, m)) === r.window - firstWindow);
   return {
     gemini_429: refusals.length,
     gemini_429_by_window: Array.from(byWindow, (n) => n ?? 0),
+    gemini_429_learning: refusals.filter(taught).length,
     gemini_429_learning_cells: learning.map(name).sort(),
-    gemini_429_after_learning: after.reduce((n, c) => n + c.n, 0),
+    gemini_429_after_learning: refusals.filter((r) => !taught(r)).length,
     gemini_429_after_learning_max_per_cell: Math.max(0, ...after.map((c) => c.n)),
     gemini_429_after_learning_cells: after.map(name).sort(),
     gemini_429_after_learning_ms_into_window: after.flatMap((c) => c.ms).sort((a, b) => a - b),
@@ -121,7 +127,8 @@ function dynamoCalls(outcomes: readonly Outcome[], steady: readonly Outcome[], t
     ms[kind] = `${Math.round(quantile(xs, 0.5))}/${Math.round(quantile(xs, 0.99))}`;
   }
   const acquires = outcomes.map((x) => traceOf(x)?.acquires ?? 0);
-  // The commonest sequences of synchronous calls in steady state ("+" joins calls sent together).
+  // The commonest sequences of synchronous calls in steady state ("+" joins calls sent together; a claim
+  // that starts a new window is `claim(new)`, one DynamoDB refused ends in `✗`).
   const sequence = (x: Outcome) => {
     const sync = callsOf(x)
       .filter(isSync)
@@ -129,8 +136,9 @@ function dynamoCalls(outcomes: readonly Outcome[], steady: readonly Outcome[], t
     const steps: string[] = [];
     let until = -Infinity;
     for (const c of sync) {
-      if (c.start >= until) steps.push(c.kind);
-      else steps[steps.length - 1] += `+${c.kind}`;
+      const label = `${c.kind}${c.newWindow ? '(new)' : ''}${c.failed ? '✗' : ''}`;
+      if (c.start >= until) steps.push(label);
+      else steps[steps.length - 1] += `+${label}`;
       until = Math.max(until, c.end);
     }
     return `${traceOf(x)?.acquires ?? 0} ask: ${steps.join(' > ') || '-'}`;

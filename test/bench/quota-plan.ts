@@ -3,8 +3,8 @@
  * `quota-plan-spec.ts` (3 projects of 2–3 keys; flash 10 rpm / 250k tpm / 250 rpd each; pro limit 0 on
  * two projects and 5 rpm on the third; the fake's "minute" and the proxies' windows WINDOW_MS long), two
  * proxy instances on one DynamoDB engine, and an open-loop load: evenly spaced arrivals alternating
- * between the instances, each model at the same share of its capacity, prompts of 1k–200k tokens
- * (log-uniform; 4 bytes a token, so up to 800 KB a body) drawn from a seeded generator.
+ * between the instances, each model at the same share of its capacity (pro every ~5th arrival), prompts
+ * of 1k–200k tokens (log-uniform; 4 bytes a token, so up to 800 KB a body) from a seeded generator.
  *
  * Each run has projects, keys and a group of its own, so nothing learned or counted carries over.
  */
@@ -137,9 +137,12 @@ export function offer(load: number, seconds: number, seed: number): { arrivals: 
   const pro = planCapacity(PRO, expectedMean, 1);
   const rps = ((flash + pro) * 1000 * load) / WINDOW_MS;
   const rng = random(seed);
+  // Pro takes its share of the arrivals evenly (every ~5th), so each model's count per window is steady;
+  // the prompt sizes vary.
+  const share = pro / (flash + pro);
   const arrivals = Array.from({ length: Math.round(rps * seconds) }, (_, i) => ({
     at: (i * 1000) / rps,
-    model: rng.next() < pro / (flash + pro) ? PRO : FLASH,
+    model: Math.floor((i + 1) * share) > Math.floor(i * share) ? PRO : FLASH,
     tokens: Math.round(MIN_TOKENS * (MAX_TOKENS / MIN_TOKENS) ** rng.next()),
   }));
   return { arrivals, rps };

@@ -118,7 +118,8 @@ async function proactive(engine: DynamoEngine): Promise<void> {
         limits: { rpm: LIMIT, rpm_window_ms: WINDOW_MS },
       },
     ],
-    upstream: { native_base_url: fake.url },
+    // Every load has a model of its own: not on Gemini's list, so the proxy must not check the list.
+    upstream: { native_base_url: fake.url, model_list_ms: 0 },
     policy: { transient_retry_delay_ms: 5 },
   });
   const silent = new JsonLogger('silent');
