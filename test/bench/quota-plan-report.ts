@@ -5,8 +5,8 @@ import type { CountingLogger, PlanRun } from './quota-plan.js';
 import {
   type Arrival,
   FLASH,
+  fifoOracleServed,
   geminiTokens,
-  idealServed,
   PRO,
   planCapacity,
   WINDOW_MS,
@@ -58,6 +58,20 @@ const tally = <T>(xs: readonly T[], key: (x: T) => string) => {
   return out;
 };
 
+/** Quartiles and extremes of a list (null when empty). */
+function spread(xs: readonly number[]) {
+  if (xs.length === 0) return null;
+  const q = (p: number) => Math.round(quantile(xs, p));
+  return {
+    n: xs.length,
+    min: q(0),
+    p25: q(0.25),
+    p50: q(0.5),
+    p75: q(0.75),
+    max: Math.round(Math.max(...xs)),
+  };
+}
+
 /** Gemini's 429s per (project, model, metric, window), split into learning and after learning. */
 function geminiRefusals(refusals: readonly QuotaRefusal[], tag: string, firstWindow: number) {
   interface Cell {
@@ -100,7 +114,7 @@ function geminiRefusals(refusals: readonly QuotaRefusal[], tag: string, firstWin
     gemini_429_after_learning: refusals.filter((r) => !taught(r)).length,
     gemini_429_after_learning_max_per_cell: Math.max(0, ...after.map((c) => c.n)),
     gemini_429_after_learning_cells: after.map(name).sort(),
-    gemini_429_after_learning_ms_into_window: after.flatMap((c) => c.ms).sort((a, b) => a - b),
+    gemini_429_after_learning_ms_into_window: spread(after.flatMap((c) => c.ms)),
   };
 }
 
@@ -145,7 +159,7 @@ function dynamoCalls(outcomes: readonly Outcome[], steady: readonly Outcome[], t
   };
   const sequences = Object.entries(tally(steady, sequence))
     .sort((a, b) => b[1] - a[1])
-    .slice(0, 8);
+    .slice(0, 6);
   return {
     steadyTrips: trips(steady),
     report: {
@@ -205,7 +219,7 @@ export function report(
         {
           requests: xs.length,
           served: xs.filter((x) => x.status === 200).length,
-          ideal_router_served: idealServed(o.arrivals.filter((a) => a.model === m)),
+          fifo_oracle_served: fifoOracleServed(o.arrivals.filter((a) => a.model === m)),
           refused: tally(
             xs.filter((x) => x.status !== 200),
             (x) => `${x.status} ${x.code}`,
@@ -220,7 +234,7 @@ export function report(
   const dynamo = dynamoCalls(outcomes, steady, o.tracer);
   const gemini = geminiRefusals(o.refusals, run.tag, firstWindow);
   const success = pct(ok.length, outcomes.length) ?? 0;
-  const ideal = pct(idealServed(o.arrivals), o.arrivals.length);
+  const oracle = pct(fifoOracleServed(o.arrivals), o.arrivals.length);
   return {
     bench: 'quota-plan',
     limits: run.limits,
@@ -229,7 +243,7 @@ export function report(
     window_ms: WINDOW_MS,
     requests: outcomes.length,
     client_success_pct: success,
-    ideal_router_success_pct: ideal,
+    fifo_oracle_success_pct: oracle,
     goodput_pct_of_plan: goodput(outcomes, [FLASH, PRO]),
     models,
     pro_model_unavailable: ofModel(outcomes, PRO).filter((x) => x.code === 'model_unavailable').length,

@@ -1,6 +1,6 @@
 /**
  * The realistic quota plan of `npm run bench:quota` (issue 11): Gemini's free-tier quotas scaled in time,
- * what they allow, and what an ideal router could serve of a given arrival sequence.
+ * what they allow, and what a first-come-first-served oracle serves of an arrival sequence.
  */
 import type { ModelQuota } from '../support/fake-gemini.js';
 
@@ -62,12 +62,13 @@ export interface Arrival {
 }
 
 /**
- * How many of `arrivals` an ideal router serves: one that knows every project's counts exactly, serves
- * in arrival order (first come, first served), puts each request in the first window (from the one it
- * arrives in, up to `MAX_WAIT_MS` later) and the first project where its request, tokens and day count
- * fit. A reference for the proxy's success %: what the plan itself allows of this sequence.
+ * How many of `arrivals` a first-come-first-served oracle serves: a router that knows every project's
+ * counts exactly and puts each request, in arrival order, in the first window (from the one it arrives
+ * in, up to `MAX_WAIT_MS` later) and the first project where its request, tokens and day count fit. A
+ * reference for the proxy's success %: what the plan allows of this sequence without reordering (a
+ * router that lets small prompts pass large ones can serve more, none can serve much more).
  */
-export function idealServed(arrivals: readonly Arrival[]): number {
+export function fifoOracleServed(arrivals: readonly Arrival[]): number {
   const used = new Map<string, { requests: number; tokens: number }>();
   const day = new Map<string, number>();
   let served = 0;

@@ -58,7 +58,11 @@ export interface PlanRun {
 export class CountingLogger implements Logger {
   readonly counts = new Map<string, number>();
   readonly samples: Array<{ message: string } & LogFields> = [];
-  debug(): void {}
+  debug(message: string, fields?: LogFields): void {
+    // A Gemini call that failed other than by quota (a network error, a 5xx): worth seeing.
+    if (fields?.outcome === 'transient' || fields?.outcome === 'internal')
+      this.count(`debug: ${message}`, fields);
+  }
   info(): void {}
   warn(message: string, fields?: LogFields): void {
     this.count(message, fields);
