@@ -252,18 +252,8 @@ export function report(
     gemini_calls: o.geminiCalls,
     ...gemini,
     ...dynamo.report,
-    success_p50_ms: r2(
-      quantile(
-        ok.map((x) => x.ms),
-        0.5,
-      ),
-    ),
-    success_p99_ms: r2(
-      quantile(
-        ok.map((x) => x.ms),
-        0.99,
-      ),
-    ),
+    success_ms: spread(ok.map((x) => x.ms)),
+    refused_ms: spread(failed.map((x) => x.ms)),
     event_loop_delay_ms: {
       p50: r2(o.loopDelayMs.p50),
       p99: r2(o.loopDelayMs.p99),

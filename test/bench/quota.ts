@@ -234,8 +234,7 @@ async function plan(engine: DynamoEngine): Promise<void> {
     acquires_per_request_max: r.acquires_per_request_max,
     local_acquires_per_request: r.local_acquires_per_request,
     async_calls: r.dynamodb_async_calls_per_request,
-    p50_ms: r.success_p50_ms,
-    p99_ms: r.success_p99_ms,
+    success_ms: r.success_ms,
     targets: r.targets,
   });
   const summary: Record<string, Record<string, unknown>> = {};
