@@ -58,16 +58,16 @@ const tally = <T>(xs: readonly T[], key: (x: T) => string) => {
   return out;
 };
 
-/** Quartiles and extremes of a list (null when empty). */
+/** Percentiles and extremes of a list (null when empty). */
 function spread(xs: readonly number[]) {
   if (xs.length === 0) return null;
   const q = (p: number) => Math.round(quantile(xs, p));
   return {
     n: xs.length,
     min: q(0),
-    p25: q(0.25),
     p50: q(0.5),
-    p75: q(0.75),
+    p90: q(0.9),
+    p99: q(0.99),
     max: Math.round(Math.max(...xs)),
   };
 }
