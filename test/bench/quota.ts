@@ -1,12 +1,25 @@
 /**
- * `npm run bench:quota`: proactive quota routing across instances.
+ * `npm run bench:quota`: quota routing across instances. Two proxy instances share one DynamoDB engine
+ * (dynalite, or DYNAMODB_ENDPOINT); open-loop loads are spread over both.
  *
- * A fake Gemini enforces a per-key quota over short windows (LIMIT requests per WINDOW_MS per key); two
- * proxy instances share one DynamoDB engine (dynalite, or DYNAMODB_ENDPOINT) and the same limits. An
- * open-loop load at 90 % and at 200 % of capacity is spread over both instances. Prints one JSON line
- * per load: client success %, Gemini 429s as % of Gemini calls, goodput as % of capacity, latency of the
- * proxy's own refusals, Gemini calls per refusal, and DynamoDB calls per request.
+ * 1. Proactive limits (`bench: "quota"`): a fake Gemini enforces a per-key quota over short windows
+ *    (LIMIT requests per WINDOW_MS per key) and the proxies are configured with the same limits. Loads at
+ *    90 % and 200 % of capacity. One JSON line per load: client success %, Gemini 429s as % of Gemini
+ *    calls, goodput as % of capacity, latency of the proxy's own refusals, Gemini calls per refusal, and
+ *    DynamoDB calls per request.
+ * 2. A realistic plan (`bench: "quota-plan"`, see `quota-plan.ts`): Gemini's per project × model
+ *    quotas (rpm, input tpm, rpd, limit 0), mixed prompt sizes, proxies that learn the limits from
+ *    Gemini's 429s or have them configured per model; loads at 90 % and 150 % of the plan. One JSON line
+ *    per load and configuration, then a side-by-side summary (`bench: "quota-plan-summary"`).
+ *
+ * The engine is dynalite in a process of its own (so that it and the proxies under test don't share an
+ * event loop), reached through `startDynamoEngine`'s relay.
+ *
+ * Env: BENCH_SECONDS, the length of each load (default 20: about 2.5 minutes in all); BENCH_ONLY
+ * (`proactive` or `plan`) runs one part; DYNAMODB_ENDPOINT, another engine than dynalite;
+ * BENCH_DYNALITE=inprocess runs dynalite in the bench's own process (as `startDynamoEngine` does alone).
  */
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { JsonLogger } from '../../lambda/adapters/logger.js';
 import { DynamoDbKeyStateStore } from '../../lambda/adapters/state/dynamodb/store.js';
@@ -15,13 +28,16 @@ import { MemoryKeyStateStore } from '../../lambda/adapters/state/memory-store.js
 import { parseConfig } from '../../lambda/core/config/parse.js';
 import { type RunningServer, startLocalServer } from '../../lambda/local/server.js';
 import { countCalls } from '../support/call-counter.js';
-import { startDynamoEngine, testClient } from '../support/dynamo-engine.js';
+import { type DynamoEngine, startDynamoEngine, testClient } from '../support/dynamo-engine.js';
 import { startFakeGemini } from '../support/fake-gemini.js';
+import { startChild } from './children.js';
+import { runPlan } from './quota-plan.js';
 
 const KEYS = Array.from({ length: 8 }, (_, i) => `bench-quota-key-${i}`);
 const LIMIT = 25;
 const WINDOW_MS = 2000;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const ONLY = process.env.BENCH_ONLY;
 const TOKEN = 'bench-quota-token';
 const CAPACITY_RPS = (KEYS.length * LIMIT) / (WINDOW_MS / 1000);
 
@@ -87,8 +103,8 @@ const quantile = (xs: number[], q: number) => {
 };
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
-async function main(): Promise<void> {
-  const engine = await startDynamoEngine();
+/** The proactive loads: configured per-key limits that match the fake's. */
+async function proactive(engine: DynamoEngine): Promise<void> {
   const fake = await startFakeGemini({ keys: KEYS });
   for (const key of KEYS) fake.setQuota(key, { limit: LIMIT, windowMs: WINDOW_MS });
   const config = parseConfig({
@@ -102,7 +118,8 @@ async function main(): Promise<void> {
         limits: { rpm: LIMIT, rpm_window_ms: WINDOW_MS },
       },
     ],
-    upstream: { native_base_url: fake.url },
+    // Every load has a model of its own: not on Gemini's list, so the proxy must not check the list.
+    upstream: { native_base_url: fake.url, model_list_ms: 0 },
     policy: { transient_retry_delay_ms: 5 },
   });
   const silent = new JsonLogger('silent');
@@ -189,8 +206,59 @@ async function main(): Promise<void> {
     agent.destroy();
     for (const s of servers) await s.close(100);
     await fake.close();
-    await engine.close();
   }
 }
 
-await main();
+/** The realistic plan: each load against proxies that learn the limits, then against configured ones. */
+async function plan(engine: DynamoEngine): Promise<void> {
+  const rows: Array<Record<string, unknown>> = [];
+  let run = 0;
+  for (const [i, load] of [0.9, 1.5].entries()) {
+    for (const limits of ['learned', 'configured'] as const) {
+      run++;
+      // Both configurations get the same arrivals (seed) at a load; each run its own names (tag).
+      const report = await runPlan({ limits, load, seconds: SECONDS, engine, tag: `r${run}`, seed: i + 1 });
+      process.stdout.write(`${JSON.stringify(report)}\n`);
+      rows.push(report);
+    }
+  }
+  const pick = (r: Record<string, unknown>) => ({
+    success_pct: r.client_success_pct,
+    fifo_oracle_success_pct: r.fifo_oracle_success_pct,
+    goodput_pct_of_plan: r.goodput_pct_of_plan,
+    gemini_429: r.gemini_429,
+    gemini_429_after_learning: r.gemini_429_after_learning,
+    refused_without_gemini_call_pct: r.refused_without_gemini_call_pct,
+    pro_model_unavailable: r.pro_model_unavailable,
+    sync_round_trips_steady: r.dynamodb_sync_round_trips_per_request_steady,
+    acquires_per_request_max: r.acquires_per_request_max,
+    local_acquires_per_request: r.local_acquires_per_request,
+    async_calls: r.dynamodb_async_calls_per_request,
+    success_ms: r.success_ms,
+    targets: r.targets,
+  });
+  const summary: Record<string, Record<string, unknown>> = {};
+  for (const r of rows) {
+    const key = `${r.offered_pct_of_capacity}%`;
+    summary[key] = { ...summary[key], [String(r.limits)]: pick(r) };
+  }
+  process.stdout.write(`${JSON.stringify({ bench: 'quota-plan-summary', ...summary })}\n`);
+}
+
+let dynalite: ChildProcess | undefined;
+if (!process.env.DYNAMODB_ENDPOINT && process.env.BENCH_DYNALITE !== 'inprocess') {
+  const started = await startChild('test/bench/dynalite-process.ts', {}, (l) => l.startsWith('{"port"'));
+  dynalite = started.child;
+  process.env.DYNAMODB_ENDPOINT = `http://127.0.0.1:${(JSON.parse(started.line) as { port: number }).port}`;
+}
+try {
+  const engine = await startDynamoEngine();
+  try {
+    if (ONLY !== 'plan') await proactive(engine);
+    if (ONLY !== 'proactive') await plan(engine);
+  } finally {
+    await engine.close();
+  }
+} finally {
+  dynalite?.kill('SIGTERM');
+}
