@@ -31,6 +31,8 @@ const SHARED: Acquisition = { kind: 'key', keyId: 'shared-key' };
 /** A shared store whose calls do what the test scripts: each call takes the next behaviour, else `usual`. */
 class FakeShared implements KeyStateStore {
   readonly acquired: AcquireRequest[] = [];
+  /** Models the store has learned limits for (a claim without configured limits). */
+  readonly learnedModels = new Set<string>();
   readonly recorded: KeyStateUpdate[] = [];
   readonly script: Behaviour[] = [];
   usual: Behaviour = { after: 5 };
@@ -48,6 +50,9 @@ class FakeShared implements KeyStateStore {
   }
   flush(): Promise<void> {
     return Promise.resolve();
+  }
+  needsClaim(request: AcquireRequest): boolean {
+    return this.learnedModels.has(request.model);
   }
 }
 
@@ -143,6 +148,21 @@ describe('FallbackKeyStateStore: slow is not down', () => {
       kind: 'key',
       keyId: 'a',
     });
+  });
+
+  it('waits for a slow answer to a claim of limits learned from Gemini, as for configured ones', async () => {
+    // Prepare: no configured limits, but the shared store holds limits learned for the model
+    const s = await warm();
+    shared.learnedModels.add(rotation().model);
+    shared.script.push({ after: 600 });
+
+    // Act
+    const { value, ms } = await timed(s.acquire(rotation()));
+
+    // Assess: the shared answer, not a key from local state (which knows none of the learned limits)
+    expect(value).toEqual(SHARED);
+    expect(ms).toBeGreaterThanOrEqual(600);
+    expect(s.degraded).toBe(false);
   });
 
   it('serves a rotation from local state for that call only when its answer is late', async () => {

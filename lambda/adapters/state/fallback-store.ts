@@ -67,14 +67,18 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
   }
 
   async acquire(request: Port.AcquireRequest): Promise<Port.Acquisition> {
-    const claim = needsClaim(request);
+    // Limits learned from Gemini make a claim too while DynamoDB is up (served locally, a slow call would
+    // pass them, and every park another instance wrote); once it is down, only configured limits are
+    // subject to `on_outage`.
+    const configured = needsClaim(request);
+    const claim = configured || this.shared.needsClaim?.(request) === true;
     const started = this.now();
     const left = request.waitBudgetMs ?? this.allowanceMs;
     const deadline = started + left;
     // A read or rotation is right without the shared store: it waits one call's bound per request at most.
     const spent = this.allowanceMs - left;
     for (;;) {
-      if (this.degraded) return this.outage(request, claim);
+      if (this.degraded) return this.outage(request, configured);
       const limit = claim
         ? deadline - this.now()
         : Math.min(deadline - this.now(), this.outages.bound() - spent);
@@ -86,7 +90,7 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
       }
       // A claim DynamoDB rejects as malformed can't be counted there either: the outage policy decides.
       if (outcome.kind === 'down' || (claim && outcome.kind === 'rejected'))
-        return this.outage(request, claim);
+        return this.outage(request, configured);
       if (!claim) return this.local.acquire(request);
       if (outcome.kind === 'unanswered') break;
       // An error answer while the store isn't down: send the claim again, within the allowance.

@@ -54,9 +54,10 @@ export function whenNoKeyAnswered(
       return { response: modelUnavailable(request.model), refusal: 'model_unavailable' };
     return { response: openAiError(503, 'No key could serve this request.', 'server_error') };
   }
-  // A key this request cooled is cooling even if the store has not taken the write in yet.
-  const soonest =
-    quotaRetryAt === undefined ? blocked.soonest : Math.min(blocked.soonest ?? Infinity, quotaRetryAt);
+  // A key this request cooled is cooling even if the store has not taken the write in yet; once that
+  // cooldown has ended it says nothing (a past instant would make the wait 1 ms, pass after pass).
+  const own = quotaRetryAt !== undefined && quotaRetryAt > now ? quotaRetryAt : undefined;
+  const soonest = own === undefined ? blocked.soonest : Math.min(blocked.soonest ?? Infinity, own);
   if (soonest === undefined) {
     // No key will free up: the request is too large for every key left, or the model is not in their tier.
     if (blocked.overTpm !== undefined) {

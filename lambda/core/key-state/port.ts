@@ -202,6 +202,11 @@ export interface KeyStateStore {
   describe(group: string, keyIds: readonly string[]): Promise<KeyView[]>;
   /** Writes anything buffered (e.g. success counters); entries call it before they stop. */
   flush(): Promise<void>;
+  /**
+   * Whether the request will need a budget claim by what this store knows now: configured limits, a
+   * client limit, or limits it learned from Gemini for the model (optional: without it, only the first two).
+   */
+  needsClaim?(request: AcquireRequest): boolean;
   /** Limits learned from Gemini for the budgets of a group, for `/health/detailed` (optional). */
   learned?(group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]>;
   /** What this store last knew of cooldowns and statuses, to seed a fallback store (optional). */

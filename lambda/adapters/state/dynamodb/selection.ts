@@ -41,7 +41,7 @@ export class KeySelection {
   }
 
   /** Whether the request needs a budget claim: configured limits, or limits learned for its model. */
-  private budgeted(request: AcquireRequest): boolean {
+  budgeted(request: AcquireRequest): boolean {
     if (hasLimits(request.limits)) return true;
     const cache = this.cache.peek(request.group);
     if (cache === undefined || cache.learned.size === 0) return false;

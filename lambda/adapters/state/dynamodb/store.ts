@@ -99,6 +99,10 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return result;
   }
 
+  needsClaim(request: AcquireRequest): boolean {
+    return request.client !== undefined || this.selection.budgeted(request);
+  }
+
   async record(update: KeyStateUpdate): Promise<void> {
     switch (update.kind) {
       case 'success':
