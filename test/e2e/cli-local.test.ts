@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyId } from '../../lambda/core/credentials.js';
-import { RELOAD_BOUND_MS } from '../../lambda/local/config-watch.js';
 import { CliOutputs } from '../support/cli-runner.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
+import { chatStatus, withinReload } from '../support/reload-wait.js';
 import { tempDirs } from '../support/temp-dir.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
@@ -29,24 +29,7 @@ describe('E2E: the CLI on the config file of a running local server', () => {
   const gp = (argv: string[], stdin?: string) =>
     cli.run(['--config', path, ...argv], { cwd: dir, env: {}, stdin });
 
-  const chat = async (token: string) => {
-    const res = await fetch(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] }),
-    });
-    await res.arrayBuffer();
-    return res.status;
-  };
-
-  /** Waits until `done` holds: within the reload bound, with room for a loaded machine. */
-  const within = async (done: () => boolean | Promise<boolean>) => {
-    const started = Date.now();
-    while (!(await done())) {
-      if (Date.now() - started > RELOAD_BOUND_MS + 3000) throw new Error('not reloaded in time');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
+  const chat = (token: string) => chatStatus(url, token);
 
   /** Which configured keys `n` requests reach at the fake. */
   const keysServing = async (n: number) => {
@@ -72,7 +55,7 @@ describe('E2E: the CLI on the config file of a running local server', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     createInterface({ input: server.stdout! }).on('line', (line) => output.push(line));
-    await within(() => output.some((l) => l.includes('"message":"listening"')));
+    await withinReload(() => output.some((l) => l.includes('"message":"listening"')));
     url = (JSON.parse(output.find((l) => l.includes('"message":"listening"'))!) as { url: string }).url;
   }, 30_000);
   afterAll(async () => {
@@ -91,9 +74,9 @@ describe('E2E: the CLI on the config file of a running local server', () => {
       tmpdir: tmp,
     });
     const token = created.stdout.trim();
-    await within(async () => (await chat(token)) === 200);
+    await withinReload(async () => (await chat(token)) === 200);
     const revoked = await gp(['tokens', 'revoke', 'e2e']);
-    await within(async () => (await chat(token)) === 401);
+    await withinReload(async () => (await chat(token)) === 401);
 
     // Assess: one server process all along
     expect([created.code, revoked.code]).toEqual([0, 0]);
@@ -105,9 +88,9 @@ describe('E2E: the CLI on the config file of a running local server', () => {
   it('keys add from stdin: the new key serves; keys disable: the disabled key no longer does', async () => {
     // Act
     const added = await gp(['keys', 'add', '--group', 'g'], `${NEW_KEY}\n`);
-    await within(async () => (await keysServing(4)).has(NEW_KEY));
+    await withinReload(async () => (await keysServing(4)).has(NEW_KEY));
     const disabled = await gp(['keys', 'disable', keyId(KEY)]);
-    await within(async () => !(await keysServing(4)).has(KEY));
+    await withinReload(async () => !(await keysServing(4)).has(KEY));
 
     // Assess
     expect([added.code, disabled.code]).toEqual([0, 0]);
@@ -120,7 +103,7 @@ describe('E2E: the CLI on the config file of a running local server', () => {
 
     // Act: a hand edit that breaks the file
     writeFileSync(path, `${good}policy: { max_attempts: 0 }\n`);
-    await within(() => output.some((l) => l.includes('config rejected')));
+    await withinReload(() => output.some((l) => l.includes('config rejected')));
     const refused = await gp(['tokens', 'create', '--name', 'late']);
 
     // Assess

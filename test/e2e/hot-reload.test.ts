@@ -4,8 +4,8 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELOAD_BOUND_MS } from '../../lambda/local/config-watch.js';
 import { type FakeGemini, startFakeGemini } from '../support/fake-gemini.js';
+import { chatStatus, withinReload } from '../support/reload-wait.js';
 import { tempDirs } from '../support/temp-dir.js';
 
 const TSX = join(process.cwd(), 'node_modules', '.bin', 'tsx');
@@ -27,24 +27,7 @@ describe('E2E: npm start reloads its config file', () => {
     `groups:\n  - name: g\n    api_keys: [${KEY}]\n    target_url: ${fake.openAiBase}\n` +
     `upstream:\n  native_base_url: ${fake.url}\n`;
 
-  const chat = async (token: string) => {
-    const res = await fetch(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] }),
-    });
-    await res.arrayBuffer();
-    return res.status;
-  };
-
-  /** Waits until `done` holds, up to the reload bound and some room for a loaded machine. */
-  const until = async (done: () => boolean | Promise<boolean>) => {
-    const started = Date.now();
-    while (!(await done())) {
-      if (Date.now() - started > RELOAD_BOUND_MS + 2000) throw new Error('not reloaded in time');
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  };
+  const chat = (token: string) => chatStatus(url, token);
 
   beforeAll(async () => {
     fake = await startFakeGemini({ keys: [KEY] });
@@ -58,7 +41,7 @@ describe('E2E: npm start reloads its config file', () => {
     });
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => output.push(line));
-    await until(() => output.some((l) => l.includes('"message":"listening"')));
+    await withinReload(() => output.some((l) => l.includes('"message":"listening"')));
     url = (JSON.parse(output.find((l) => l.includes('"message":"listening"'))!) as { url: string }).url;
   }, 30_000);
   afterAll(async () => {
@@ -74,11 +57,11 @@ describe('E2E: npm start reloads its config file', () => {
     // Act: an editor's save (write beside, rename over)
     writeFileSync(`${path}.tmp`, yaml([TOKEN, NEW_TOKEN]));
     renameSync(`${path}.tmp`, path);
-    await until(async () => (await chat(NEW_TOKEN)) === 200);
+    await withinReload(async () => (await chat(NEW_TOKEN)) === 200);
 
     // Act: an invalid edit
     writeFileSync(path, `${yaml([TOKEN])}policy: { max_attempts: many }\n`);
-    await until(() => output.some((l) => l.includes('config rejected')));
+    await withinReload(() => output.some((l) => l.includes('config rejected')));
 
     // Assess: still the last good configuration, PORT from the environment still in force
     expect(await chat(NEW_TOKEN)).toBe(200);
@@ -87,7 +70,7 @@ describe('E2E: npm start reloads its config file', () => {
 
     // Act: the token removed
     writeFileSync(path, yaml([TOKEN]));
-    await until(async () => (await chat(NEW_TOKEN)) === 401);
+    await withinReload(async () => (await chat(NEW_TOKEN)) === 401);
 
     // Assess
     expect(await chat(TOKEN)).toBe(200);
