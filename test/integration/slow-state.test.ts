@@ -111,10 +111,14 @@ describe('Integration: slow is not down — budgets on a slow or failing DynamoD
   /** Requests counted in the model's budget windows, across keys, as DynamoDB holds them. */
   async function claimed(model: string): Promise<number> {
     const out = await testClient(engine.endpoint).send(new ScanCommand({ TableName: engine.table }));
-    return (out.Items ?? [])
-      .map((i) => unmarshall(i))
-      .filter((i) => String(i.pk).startsWith('quota#') && String(i.pk).endsWith(`#${model}`))
-      .reduce((sum, i) => sum + Number(i.m ?? 0), 0);
+    return (
+      (out.Items ?? [])
+        .map((i) => unmarshall(i))
+        .filter((i) => String(i.pk).startsWith('quota#') && String(i.pk).endsWith(`#${model}`))
+        // Requests are counted per window, as `m<window>`: all of them, whatever the window.
+        .flatMap((i) => Object.entries(i).filter(([name]) => /^m\d+$/.test(name)))
+        .reduce((sum, [, count]) => sum + Number(count), 0)
+    );
   }
 
   it("hears DynamoDB's answers, errors included, but not a refused connection", async () => {

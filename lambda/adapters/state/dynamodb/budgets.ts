@@ -25,7 +25,7 @@ import { type Item, num, type StateTable, str, ttlAfter } from './table.js';
  *
  * | pk | sk | holds |
  * |---|---|---|
- * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today; `m` requests and `t` input tokens in window `mw`; ttl |
+ * | `quota#<budget>#<model>` | `day#<Pacific day>#w<window ms>` | `d` today; `m<W>` requests and `t<W>` input tokens in window `W` (the current one and the one before it); ttl |
  * | `client#<clientId>` | `min#<minute>` | `c` requests in that minute, ttl |
  */
 export class BudgetWindows {
@@ -35,8 +35,8 @@ export class BudgetWindows {
    */
   private readonly fullUntil = new BoundedMap<string, Full>(MAX_REMEMBERED);
   /**
-   * The counts each budget's item was last seen with: its window picks the write that will succeed, its
-   * tokens let a request too large for what is left skip it without a call (hints).
+   * The counts each budget's item was last seen with: its tokens let a request too large for what is left
+   * skip the budget without a call (a hint).
    */
   private readonly seen = new BoundedMap<string, WindowCounts>(MAX_REMEMBERED);
 
@@ -97,7 +97,7 @@ export class BudgetWindows {
         const found = byPk.get(str(item.pk) ?? '');
         if (found === undefined) continue;
         const id = budgetKey(found.budget, model);
-        const counts = windowCounts(item, today, -1);
+        const counts = windowCounts(item, today, minuteIndex(now, rpmWindow(found.limits)));
         this.seen.set(id, counts);
         const verdict = quotaVerdict(found.limits, counts, now);
         if (!verdict.ok) this.markFull(id, found.limits, verdict.retryAt, verdict.metric);
@@ -122,56 +122,52 @@ export class BudgetWindows {
     const minute = minuteIndex(now, windowMs);
     // A budget is the project's (or key's) across every group: Gemini counts per project, not per group.
     const Key = { pk: `quota#${ref.budget}#${model}`, sk: windowSk(today, limits) };
-    const names = { '#d': 'd', '#m': 'm', '#mw': 'mw', '#t': 't', '#ttl': 'ttl' };
     const rpd = limits.rpd ?? Number.MAX_SAFE_INTEGER;
     const rpm = limits.rpm ?? Number.MAX_SAFE_INTEGER;
     // The tokens already in the window may be at most this for the request to fit.
     const tmax = limits.tpm === undefined ? Number.MAX_SAFE_INTEGER : limits.tpm - tokens;
     const ttl = ttlAfter(nextPacificMidnight(now));
-    let sameMinute = this.seen.get(id)?.minute === minute;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // The window's counts live under names of their own (`m<window>`, `t<window>`): every claim is the same
+    // conditional ADD, so no instance's claim can lose to another's start of a new window. Windows two and
+    // three back are dropped in passing; the one just before stays, for claims still on their way from it
+    // (which must find its counts, not an empty window) and for its reconciliations.
+    const names = {
+      '#d': 'd',
+      '#m': `m${minute}`,
+      '#t': `t${minute}`,
+      '#m1': `m${minute - 2}`,
+      '#t1': `t${minute - 2}`,
+      '#m2': `m${minute - 3}`,
+      '#t2': `t${minute - 3}`,
+      '#ttl': 'ttl',
+    };
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const out = sameMinute
-          ? await this.table.update({
-              Key,
-              UpdateExpression: 'SET #ttl = :ttl ADD #d :one, #m :one, #t :tok',
-              ConditionExpression:
-                '#mw = :mw AND #m < :rpm AND #d < :rpd AND (attribute_not_exists(#t) OR #t <= :tmax)',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: {
-                ':one': 1,
-                ':tok': tokens,
-                ':mw': minute,
-                ':rpm': rpm,
-                ':rpd': rpd,
-                ':tmax': tmax,
-                ':ttl': ttl,
-              },
-            })
-          : await this.table.update({
-              Key,
-              // First request of a new window: restart its counts, keep counting the day.
-              UpdateExpression: 'SET #mw = :mw, #m = :one, #t = :tok, #ttl = :ttl ADD #d :one',
-              ConditionExpression:
-                '(attribute_not_exists(#mw) OR #mw < :mw) AND (attribute_not_exists(#d) OR #d < :rpd)',
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: {
-                ':one': 1,
-                ':tok': tokens,
-                ':mw': minute,
-                ':rpd': rpd,
-                ':ttl': ttl,
-              },
-            });
+        const out = await this.table.update({
+          Key,
+          UpdateExpression: 'SET #ttl = :ttl REMOVE #m1, #t1, #m2, #t2 ADD #d :one, #m :one, #t :tok',
+          ConditionExpression:
+            '(attribute_not_exists(#d) OR #d < :rpd) AND (attribute_not_exists(#m) OR #m < :rpm) AND ' +
+            '(attribute_not_exists(#t) OR #t <= :tmax)',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':tok': tokens,
+            ':rpm': rpm,
+            ':rpd': rpd,
+            ':tmax': tmax,
+            ':ttl': ttl,
+          },
+        });
         const counts = windowCounts(out, today, minute);
         this.seen.set(id, counts);
         // Took the last unit: skip this budget without a call until its window opens again.
         const after = quotaVerdict(limits, counts, now);
         if (!after.ok) this.markFull(id, limits, after.retryAt, after.metric);
-        return { granted: { budget: ref.budget, window: counts.minute, windowMs, tokens } };
+        return { granted: { budget: ref.budget, window: minute, windowMs, tokens } };
       } catch (err) {
         const current = await this.table.itemOnConflict(err, Key);
-        const counts = current === undefined ? undefined : windowCounts(current, today, -1);
+        const counts = current === undefined ? undefined : windowCounts(current, today, minute);
         if (counts !== undefined) this.seen.set(id, counts);
         const verdict = quotaVerdict(limits, counts, now, tokens);
         if (!verdict.ok) {
@@ -179,11 +175,10 @@ export class BudgetWindows {
           if (verdict.metric !== 'tpm') this.markFull(id, limits, verdict.retryAt, verdict.metric);
           return { retryAt: verdict.retryAt, metric: verdict.metric };
         }
-        // Not full: the write assumed the wrong window (another instance rolled it, or we are first).
-        sameMinute = counts?.minute === minute;
+        // The item read after the refusal has room again (a refund came in between, on an engine that
+        // does not return the refusing item): claim once more.
       }
     }
-    // Clocks disagree about the window: treat the budget as busy until the next one.
     return { retryAt: (minute + 1) * windowMs, metric: undefined };
   }
 
@@ -202,9 +197,10 @@ export class BudgetWindows {
       const out = await this.table.update({
         Key,
         UpdateExpression: 'ADD #t :delta',
-        ConditionExpression: '#mw = :mw',
-        ExpressionAttributeNames: { '#t': 't', '#mw': 'mw' },
-        ExpressionAttributeValues: { ':delta': delta, ':mw': claim.window },
+        // Still there: the window is current or the one before (claims drop those further back).
+        ConditionExpression: 'attribute_exists(#t)',
+        ExpressionAttributeNames: { '#t': `t${claim.window}` },
+        ExpressionAttributeValues: { ':delta': delta },
       });
       this.seen.set(budgetKey(claim.budget, model), windowCounts(out, pacificDay(start), claim.window));
     } catch (err) {
@@ -250,14 +246,14 @@ export function windowSk(day: string, limits: QuotaLimits): string {
   return `day#${day}#w${rpmWindow(limits)}`;
 }
 
-/** The counts a window item holds for `day` (`minute` when it names no window). */
+/** The counts a budget's day item holds for `day` and its window `minute`. */
 function windowCounts(item: Item | undefined, day: string, minute: number): WindowCounts {
   return {
     day,
     dayCount: num(item?.d) ?? 0,
-    minute: num(item?.mw) ?? minute,
-    minuteCount: num(item?.m) ?? 0,
-    minuteTokens: num(item?.t) ?? 0,
+    minute,
+    minuteCount: num(item?.[`m${minute}`]) ?? 0,
+    minuteTokens: num(item?.[`t${minute}`]) ?? 0,
   };
 }
 
