@@ -104,7 +104,7 @@ describe('Function: editYamlFile', () => {
 
 describe('Function: maskKey', () => {
   it('shows at most the first and last 4 characters, fewer for short keys, none under 8', () => {
-    expect(maskKey('AIzaFAKE_test_key_not_a_real_one_00Qk7x')).toBe('AIza…Qk7x');
+    expect(maskKey('AIzaFAKE-not-a-real-key-Qk7x')).toBe('AIza…Qk7x');
     expect(maskKey('abcdefghijkl')).toBe('abc…jkl');
     expect(maskKey('abcdefgh')).toBe('ab…gh');
     expect(maskKey('abcdefg')).toBe('…');
