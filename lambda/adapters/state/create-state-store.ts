@@ -49,5 +49,8 @@ export async function createStateStore(state: StateConfig, logger: Logger): Prom
  */
 export function createUsageLedger(state: StateConfig, logger: Logger): UsageLedger {
   if (state.store === 'memory') return new MemoryUsageLedger();
-  return new DynamoDbUsageLedger({ client: stateClient(state), table: state.table, logger });
+  // One attempt per write: a usage ADD that landed but timed out must not be sent again (it is kept and
+  // written with the next flush instead), and one call's bound, not a claim's allowance.
+  const client = stateClient(state, Math.max(state.timeout_ms, state.cold_timeout_ms), 1);
+  return new DynamoDbUsageLedger({ client, table: state.table, logger, flushWaitMs: state.timeout_ms * 2 });
 }

@@ -8,7 +8,12 @@ import type { StateConfig } from '../../../core/config/schema.js';
  * `cold_timeout_ms` for a fresh instance's first calls); the client must not cut a call shorter than that,
  * or a cold connection and a budget claim still waiting for its answer would fail on the client's clock.
  */
-export function stateClient(state: StateConfig, timeoutMs = stateWaitAllowanceMs(state)): DynamoDBClient {
+export function stateClient(
+  state: StateConfig,
+  timeoutMs = stateWaitAllowanceMs(state),
+  /** 1 for writes that must not be sent twice (an `ADD` that landed but timed out would count twice). */
+  maxAttempts = 2,
+): DynamoDBClient {
   const local = state.endpoint !== undefined;
   return new DynamoDBClient({
     endpoint: state.endpoint,
@@ -18,7 +23,7 @@ export function stateClient(state: StateConfig, timeoutMs = stateWaitAllowanceMs
       local && process.env.AWS_ACCESS_KEY_ID === undefined
         ? { accessKeyId: 'local', secretAccessKey: 'local' }
         : undefined,
-    maxAttempts: 2,
+    maxAttempts,
     // throwOnRequestTimeout: without it the handler only warns and the call hangs on.
     requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
   });

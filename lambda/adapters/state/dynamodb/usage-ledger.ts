@@ -101,6 +101,11 @@ export interface DynamoDbUsageLedgerOptions {
   readonly now?: () => number;
   /** Most combinations held unwritten (see {@link UsageTally}). @default 10000 */
   readonly capacity?: number;
+  /**
+   * How long {@link DynamoDbUsageLedger.flush} waits for its writes: a slow or down DynamoDB must not hold
+   * a response (a Lambda invocation ends after it). The writes go on; what fails is kept. @default 1000
+   */
+  readonly flushWaitMs?: number;
 }
 
 /** Writes in flight at once in one flush. */
@@ -141,6 +146,13 @@ export class DynamoDbUsageLedger implements UsageLedger {
 
   async flush(): Promise<void> {
     void this.write();
+    const waited = new Promise<void>((resolve) =>
+      setTimeout(resolve, this.options.flushWaitMs ?? 1000).unref(),
+    );
+    await Promise.race([waited, this.settled()]);
+  }
+
+  private async settled(): Promise<void> {
     while (this.writing.size > 0) await Promise.all(this.writing);
   }
 
@@ -159,6 +171,12 @@ export class DynamoDbUsageLedger implements UsageLedger {
     let failed = 0;
     let error = 'unknown';
     for (let i = 0; i < records.length; i += PARALLEL_WRITES) {
+      if (failed > 0 && failed === i) {
+        // Every write so far failed: DynamoDB is down or unreachable. Keep the rest for the next flush.
+        for (const r of records.slice(i)) this.tally.merge(r);
+        failed += records.length - i;
+        break;
+      }
       await Promise.all(
         records.slice(i, i + PARALLEL_WRITES).map(async (r) => {
           try {
