@@ -360,6 +360,7 @@ describe('CLI on a local config with a DynamoDB state table', () => {
         exclude: new Set(),
       });
     const cooling = await acquire(running, 'gemini-2.5-pro');
+    const learnedBefore = await running.learned('primary', [`key:${a}`], Date.now());
 
     // Act
     const reset = await gp('keys', 'reset', a);
@@ -376,6 +377,9 @@ describe('CLI on a local config with a DynamoDB state table', () => {
     );
     const learned = await store.learned('primary', [`key:${a}`, `key:${b}`], Date.now());
     expect(learned.map((l) => l.budget)).toEqual([`key:${b}`]);
+    // A warm instance that had read a's learned limit lets it go at its next read, as it does the cooldowns
+    expect(learnedBefore).toHaveLength(1);
+    expect(await running.learned('primary', [`key:${a}`], Date.now())).toEqual([]);
     expect(after[0].cooling).toEqual([]);
     expect(after[1].cooling).toEqual([
       { model: 'gemini-2.5-flash', cause: 'rpd', until: expect.any(String) },

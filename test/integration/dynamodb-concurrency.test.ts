@@ -199,6 +199,25 @@ describe('Integration: DynamoDB store shared by 8 instances (real engine)', () =
     for (const total of granted.values()) expect(total).toBeGreaterThan(5_000);
   });
 
+  it('keeps a budget item small: counts of windows before the last one are dropped, gaps included', async () => {
+    const [store] = instances();
+    const keys = keyRefs(1, () => 'key:sparse');
+    const limits = { rpm: 10, windowMs: 1000 };
+    const start = Math.floor(Date.now() / 86_400_000) * 86_400_000 + 3_600_000 * 12;
+    const acquire = (now: number) =>
+      store!.acquire({ group: 'sparse', keys, model: 'm', now, exclude: new Set(), limits });
+    // Windows 0, 10 and 20 (gaps of ten), then 21
+    for (const w of [0, 10, 20, 21]) expect((await acquire(start + w * 1000)).kind).toBe('key');
+    await new Promise((r) => setTimeout(r, 200)); // the tidying write is off the request's path
+    const [item] = await tableItems('quota#key:sparse');
+    const windows = Object.keys(item!)
+      .filter((n) => /^[mt]\d+$/.test(n))
+      .map((n) => Number(n.slice(1)));
+    const first = start / 1000;
+    expect([...new Set(windows)].sort()).toEqual([first + 20, first + 21]);
+    expect(Number(item!.d)).toBe(4);
+  });
+
   it('limits a client across instances exactly', async () => {
     const stores = instances();
     const keys = keyRefs(4);

@@ -445,6 +445,33 @@ describe('FallbackKeyStateStore: slow is not down', () => {
       expect(shared.recorded).toEqual([cooldown]);
       expect(logs).toContain('shared state back; replaying local updates');
     });
+
+    it('never replays a token reconciliation, nor sends one for a claim made in local budgets', async () => {
+      // Prepare: down; a claim counted locally, and its refund (Gemini answered 429)
+      const s = await down('serve_local');
+      const granted = await s.acquire(claim({ limits: { tpm: 1000 }, tokens: 300 }));
+      if (granted.kind !== 'key' || granted.claim === undefined) throw new Error('expected a local claim');
+      const refund: KeyStateUpdate = {
+        kind: 'tokens',
+        group: 'g',
+        keyId: granted.keyId,
+        model: 'm',
+        claim: granted.claim,
+        delta: -300,
+      };
+      await s.record(refund);
+      // And one for a claim DynamoDB counted, made while it was down: dropped, not kept
+      await s.record({ ...refund, claim: { ...granted.claim, local: false } });
+
+      // Act: DynamoDB is back; what was kept is replayed
+      await vi.advanceTimersByTimeAsync(5000);
+      await timed(s.acquire(rotation()));
+      await timed(s.flush());
+
+      // Assess: the claim was marked local, and no reconciliation reached the shared store
+      expect(granted.claim.local).toBe(true);
+      expect(shared.recorded).toEqual([]);
+    });
   });
 
   it('with reported answers, only heard() shows DynamoDB is up (a call answered from a cache does not)', async () => {

@@ -53,6 +53,19 @@ describe('Function: whenNoKeyAnswered', () => {
     expect(next).toEqual({ waitMs: 500 });
   });
 
+  it('does not call a model unavailable when the attempts ran out on parks: other keys may serve it', async () => {
+    const next = whenNoKeyAnswered(
+      attempts({ parks: 2, spent: true }),
+      false,
+      blocked(),
+      10_000,
+      policy,
+      request,
+    );
+    expect(next).toMatchObject({ response: { status: 503 } });
+    expect(next).not.toHaveProperty('refusal', 'model_unavailable');
+  });
+
   it('answers model_unavailable (403) when the only keys left are parked, and over_token_budget (400) when too small', () => {
     const parked = whenNoKeyAnswered(attempts({ parks: 2 }), false, blocked(), 10_000, policy, request);
     expect(parked).toMatchObject({ refusal: 'model_unavailable', response: { status: 403 } });

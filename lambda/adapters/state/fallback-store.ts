@@ -91,12 +91,12 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
       // A claim DynamoDB rejects as malformed can't be counted there either: the outage policy decides.
       if (outcome.kind === 'down' || (claim && outcome.kind === 'rejected'))
         return this.outage(request, configured);
-      if (!claim) return this.local.acquire(request);
+      if (!claim) return this.localAcquire(request);
       if (outcome.kind === 'unanswered') break;
       // An error answer while the store isn't down: send the claim again, within the allowance.
       await pause(Math.min(CLAIM_RETRY_PAUSE_MS, Math.max(0, deadline - this.now())));
     }
-    if (!claim) return this.local.acquire(request);
+    if (!claim) return this.localAcquire(request);
     this.options.logger.warn('budget claim refused: shared state did not answer in time', {
       group: request.group,
       waitedMs: this.now() - started,
@@ -106,6 +106,15 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
 
   async record(update: Port.KeyStateUpdate): Promise<void> {
     await this.local.record(update);
+    if (update.kind === 'tokens') {
+      // A reconciliation is an ADD, not a condition: sent once, never replayed (a replay, or a refund of
+      // tokens the shared store never counted, would free budget that was spent). Lost, it errs safe or
+      // by one estimate's error, in one window.
+      if (update.claim.local !== true && !this.degraded) {
+        await this.outages.call('record', () => this.shared.record(update));
+      }
+      return;
+    }
     if (this.degraded) {
       this.keep(update);
       return;
@@ -151,11 +160,18 @@ export class FallbackKeyStateStore implements Port.KeyStateStore {
   }
 
   /** While down: budget claims per the outage policy; everything else from local state. */
+  /** A key from this instance's own state; a budget claim made there is marked as such. */
+  private async localAcquire(request: Port.AcquireRequest): Promise<Port.Acquisition> {
+    const acquisition = await this.local.acquire(request);
+    if (acquisition.kind !== 'key' || acquisition.claim === undefined) return acquisition;
+    return { ...acquisition, claim: { ...acquisition.claim, local: true } };
+  }
+
   private outage(request: Port.AcquireRequest, claim: boolean): Promise<Port.Acquisition> | Port.Acquisition {
     if (claim && this.options.onOutage === 'refuse') {
       return { kind: 'state_unavailable', retryAt: Math.max(this.outages.downUntil, this.now() + 1) };
     }
-    return this.local.acquire(request);
+    return this.localAcquire(request);
   }
 
   private recovered(): void {

@@ -50,8 +50,7 @@ export function whenNoKeyAnswered(
     if (quotaRetryAt !== undefined) {
       return { response: keysExhausted(quotaRetryAt - now), refusal: 'keys_exhausted' };
     }
-    if (attempts.parks > 0)
-      return { response: modelUnavailable(request.model), refusal: 'model_unavailable' };
+    // Attempts spent (on parks, say) says nothing of the keys not tried: they may serve the model.
     return { response: openAiError(503, 'No key could serve this request.', 'server_error') };
   }
   // A key this request cooled is cooling even if the store has not taken the write in yet; once that

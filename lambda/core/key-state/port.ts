@@ -110,6 +110,8 @@ export interface BudgetClaim {
   readonly windowMs: number;
   /** Input tokens claimed. */
   readonly tokens: number;
+  /** Claimed in this instance's own budgets (shared state was down or slow): reconciled there only. */
+  readonly local?: boolean | undefined;
 }
 
 export type Acquisition =

@@ -161,6 +161,7 @@ export class BudgetWindows {
         });
         const counts = windowCounts(out, today, minute);
         this.seen.set(id, counts);
+        this.dropStaleWindows(Key, out, minute);
         // Took the last unit: skip this budget without a call until its window opens again.
         const after = quotaVerdict(limits, counts, now);
         if (!after.ok) this.markFull(id, limits, after.retryAt, after.metric);
@@ -183,6 +184,26 @@ export class BudgetWindows {
   }
 
   /**
+   * Removes, off the request's path, counts of windows older than the one before `minute` that the claim
+   * did not drop itself (traffic with gaps of several windows): the item stays small, and so do its writes.
+   */
+  private dropStaleWindows(Key: Item, item: Item | undefined, minute: number): void {
+    const stale = Object.keys(item ?? {}).filter(
+      (n) => /^[mt]\d+$/.test(n) && Number(n.slice(1)) < minute - 1,
+    );
+    if (stale.length === 0) return;
+    const names = Object.fromEntries(stale.map((n, i) => [`#s${i}`, n]));
+    void this.table
+      .update({
+        Key,
+        UpdateExpression: `REMOVE ${Object.keys(names).join(', ')}`,
+        ExpressionAttributeNames: names,
+        ReturnValues: 'NONE',
+      })
+      .catch(() => undefined);
+  }
+
+  /**
    * Charges (or refunds) a claim's input tokens to the window it was made in, if that window is still the
    * budget's current one: once it has passed, the difference no longer matters.
    */
@@ -197,10 +218,11 @@ export class BudgetWindows {
       const out = await this.table.update({
         Key,
         UpdateExpression: 'ADD #t :delta',
-        // Still there: the window is current or the one before (claims drop those further back).
-        ConditionExpression: 'attribute_exists(#t)',
+        // Still there: the window is current or the one before (claims drop those further back); and a
+        // refund never takes the window below zero.
+        ConditionExpression: 'attribute_exists(#t) AND #t >= :floor',
         ExpressionAttributeNames: { '#t': `t${claim.window}` },
-        ExpressionAttributeValues: { ':delta': delta },
+        ExpressionAttributeValues: { ':delta': delta, ':floor': Math.max(0, -delta) },
       });
       this.seen.set(budgetKey(claim.budget, model), windowCounts(out, pacificDay(start), claim.window));
     } catch (err) {

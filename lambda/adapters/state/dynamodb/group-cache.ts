@@ -24,6 +24,8 @@ export interface GroupCache {
   keys: Map<string, CachedKey>;
   /** Limits learned from Gemini, by budget×model (`learnedKey`). */
   learned: Map<string, LearnedLimits>;
+  /** When this instance last wrote each learned limit (a read keeps only those written meanwhile). */
+  learnedAt: Map<string, number>;
 }
 
 /**
@@ -65,7 +67,7 @@ export class GroupStateCache {
   /** Reads the group's state now, keeping what this instance wrote while the read was in flight. */
   async load(group: string): Promise<GroupCache> {
     const started = this.now();
-    const read: GroupCache = { at: started, keys: new Map(), learned: new Map() };
+    const read: GroupCache = { at: started, keys: new Map(), learned: new Map(), learnedAt: new Map() };
     for (const item of await this.table.query(groupPk(group))) {
       const learned = readLearnedItem(item);
       if (learned !== undefined) read.learned.set(learned.id, learned.limits);
@@ -76,8 +78,14 @@ export class GroupStateCache {
     // one it only read before is not carried either: gone from the table, it was reset.
     const now = this.now();
     const before = this.groups.get(group);
-    for (const [id, mine] of before?.learned ?? [])
+    // Learned limits likewise: only those this instance wrote while the read was in flight (one it merely
+    // read before and the table no longer holds was reset by the operator).
+    for (const [id, at] of before?.learnedAt ?? []) {
+      const mine = before?.learned.get(id);
+      if (at < started || mine === undefined) continue;
       read.learned.set(id, mergeLearned(read.learned.get(id), mine));
+      read.learnedAt.set(id, at);
+    }
     for (const [keyId, mine] of before?.keys ?? []) {
       const k = cached(read, keyId);
       if (mine.coolingWrites > 0 || mine.cooledAt >= started) {
@@ -124,6 +132,7 @@ export class GroupStateCache {
       id,
       mergeLearned(cache.learned.get(id), { [update.metric]: { limit: update.limit, until: update.until } }),
     );
+    cache.learnedAt.set(id, this.now());
   }
 
   /** The cached record of a key (made if the group is cached), to apply this instance's own writes to. */
