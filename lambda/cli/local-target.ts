@@ -36,7 +36,7 @@ export class LocalTarget {
   }
 
   async editKeys<R>(edit: (doc: Document) => R): Promise<R> {
-    return editYamlFile(this.path, edit, validateConfigFile(this.path));
+    return editYamlFile(this.path, edit, validateConfigFile(this.path, this.env));
   }
 
   async readTokens(): Promise<YAMLSeq> {
@@ -47,7 +47,7 @@ export class LocalTarget {
     return editYamlFile(
       this.path,
       (doc) => edit(doc, seqAt(doc, 'client_tokens', 'tokens')),
-      validateConfigFile(this.path),
+      validateConfigFile(this.path, this.env),
     );
   }
 

@@ -107,7 +107,10 @@ export class SecretDocument {
       moved = true;
     } catch (err) {
       // Refused: if AWSCURRENT moved on since the read, another edit won; anything else is a real failure.
-      if ((await this.currentVersionId()) === read.versionId) throw err;
+      // Moved to this very version, the move did land (its answer was lost and the SDK's retry refused).
+      const current = await this.currentVersionId();
+      if (current === versionId) moved = true;
+      else if (current === read.versionId) throw err;
     } finally {
       await this.client
         .send(

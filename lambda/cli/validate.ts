@@ -2,6 +2,7 @@
  * What an edit must leave behind, checked with the proxy's own rules before anything is written. A refusal
  * names fields, never values (the `ConfigError` messages of `parseConfig`).
  */
+import { configFromText, type Env } from '../adapters/config-loader.js';
 import { ConfigError, parseConfig } from '../core/config/parse.js';
 import { keysSecretSchema, tokensSecretSchema } from '../core/config/secrets.js';
 import { CliError } from './io.js';
@@ -12,11 +13,15 @@ function refuse(where: string, err: unknown): never {
   throw err;
 }
 
-/** A whole local config file, as `npm start` reads it. */
-export function validateConfigFile(path: string): (value: unknown) => void {
+/**
+ * A whole local config file, as `npm start` reads it: with the environment's overrides (`CLIENT_TOKENS`,
+ * `HOST`, …), so that an edit the server would reject is refused, and one it would take is not.
+ */
+export function validateConfigFile(path: string, env: Env = {}): (value: unknown) => void {
   return (value) => {
     try {
-      parseConfig(value ?? {});
+      // JSON is YAML: the edited document, read back the way the server reads its file.
+      configFromText(JSON.stringify(value ?? {}), path, env);
     } catch (err) {
       refuse(path, err);
     }

@@ -52,6 +52,27 @@ describe('CLI on a local config file', () => {
     writeFileSync(path, CONFIG);
   });
 
+  it('checks an edit as the server reads the file: with its environment overrides (CLIENT_TOKENS)', async () => {
+    // Prepare: a file with no tokens of its own, served with CLIENT_TOKENS
+    writeFileSync(path, `groups:\n  - name: primary\n    api_keys: [${KEYS[0]}]\n`);
+    const env = { CLIENT_TOKENS: 'env-token-for-the-server-0001' };
+
+    // Act
+    const withEnv = await cli.run(['keys', 'add', '--group', 'primary'], {
+      cwd: dir,
+      env,
+      stdin: `${KEYS[1]}\n`,
+    });
+    const without = await gpIn(`${KEYS[2]}\n`, 'keys', 'add', '--group', 'primary');
+
+    // Assess: taken with the override; refused without it (the server would not start), naming the field
+    expect(withEnv.code).toBe(0);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('client_tokens');
+    expect(file()).toContain(KEYS[1]!);
+    expect(file()).not.toContain(KEYS[2]!);
+  });
+
   it('tokens create prints the token alone, stores only its hash with name, rpm and time, and keeps comments', async () => {
     // Act
     const created = await gp('tokens', 'create', '--name', 'ci-bot', '--rpm', '30');

@@ -85,6 +85,14 @@ describe('Function: parseConfig', () => {
     expect(err.message).not.toContain(SECRET);
   });
 
+  it('does not echo an unknown field that could be a key pasted a line off', () => {
+    const err = errorOf(() =>
+      parseConfig({ client_tokens: ['t'], groups: [{ name: 'a', api_keys: ['k'], [SECRET]: null }] }),
+    );
+    expect(err.message).toContain('groups[0]: unknown field (a name not shown)');
+    expect(err.message).not.toContain(SECRET);
+  });
+
   it('reads a group proxy_url and the upstream default, and names the field of a bad one without echoing it', () => {
     const config = parseConfig({
       client_tokens: ['t'],

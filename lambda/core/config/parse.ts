@@ -28,6 +28,17 @@ function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /**
+ * An unknown field's name is shown only when it reads like a field (a misspelt `polcy`): a key or token
+ * pasted one line off becomes a field name too, and must not be echoed into a log or a terminal.
+ */
+function unknownFields(names: readonly PropertyKey[]): string {
+  const shown = names.map((n) =>
+    /^[a-z][a-z0-9_]{0,39}$/.test(String(n)) ? String(n) : '(a name not shown)',
+  );
+  return `unknown field${names.length > 1 ? 's' : ''} ${shown.join(', ')}`;
+}
+
+/**
  * A {@link ConfigError} listing `path: problem` for each issue, the paths under `prefix` (the section
  * validated on its own). Values are never echoed, so a misplaced key can't leak through the message.
  */
@@ -42,10 +53,7 @@ export function issuesError(
       const why = issue.issues[0]?.message ?? issue.message;
       return `${formatPath([...prefix, ...issue.path.slice(0, -1)])}: a key is not valid (${why})`;
     }
-    const message =
-      issue.code === 'unrecognized_keys'
-        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`
-        : issue.message;
+    const message = issue.code === 'unrecognized_keys' ? unknownFields(issue.keys) : issue.message;
     return `${formatPath([...prefix, ...issue.path])}: ${message}`;
   });
   return new ConfigError(`${heading}:\n  ${lines.join('\n  ')}`);
