@@ -3,7 +3,7 @@
  * comments and order the Document keeps) or a secret's JSON loaded into one. Every edit is a function of
  * the document it is given, so a read-modify-write that lost a race can simply run it again.
  */
-import { type Document, isMap, isScalar, isSeq, type Node, type YAMLMap, YAMLSeq } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, type Node, type YAMLMap, YAMLSeq } from 'yaml';
 import { keyId } from '../core/credentials.js';
 import { CliError } from './io.js';
 
@@ -38,16 +38,39 @@ function groupMaps(doc: Document): YAMLMap[] {
   return seqAt(doc, 'groups', 'keys').items.filter((g): g is YAMLMap => isMap(g));
 }
 
-function keysOfGroup(group: YAMLMap): YAMLSeq | undefined {
+/**
+ * A group's key list. One written as a YAML alias of another group's list is read through (`doc` given),
+ * but never edited here: an edit would change both groups, or replace this one's list.
+ */
+function keysOfGroup(group: YAMLMap, doc?: Document): YAMLSeq | undefined {
   const keys = group.get('api_keys', true);
+  if (isAlias(keys)) {
+    if (doc !== undefined) {
+      const list = keys.resolve(doc);
+      return isSeq(list) ? list : undefined;
+    }
+    throw new CliError(
+      `group ${String(group.get('name'))}: api_keys is a YAML alias of another list; edit the file by hand`,
+    );
+  }
   return isSeq(keys) ? keys : undefined;
+}
+
+/** The group's list to edit, when it holds one of `ids` (an aliased list that does is refused). */
+function listToEdit(group: YAMLMap, doc: Document, ids: ReadonlySet<string>): YAMLSeq | undefined {
+  const read = keysOfGroup(group, doc);
+  const holds = read?.items.some((item) => {
+    const key = keyOf(item);
+    return key !== undefined && ids.has(keyId(key));
+  });
+  return holds ? keysOfGroup(group) : read;
 }
 
 /** Every configured key, group by group, in order. */
 export function listConfiguredKeys(doc: Document): ConfiguredKeyEntry[] {
   return groupMaps(doc).flatMap((g) => {
     const group = String(g.get('name'));
-    return (keysOfGroup(g)?.items ?? []).flatMap((item) => {
+    return (keysOfGroup(g, doc)?.items ?? []).flatMap((item) => {
       const apiKey = keyOf(item);
       if (apiKey === undefined || apiKey === '') return [];
       const project = isMap(item) ? item.get('project') : undefined;
@@ -123,8 +146,9 @@ export function removeKeys(doc: Document, ids: ReadonlySet<string>, group?: stri
   const removed: KeyPlace[] = [];
   for (const g of groupMaps(doc)) {
     const name = String(g.get('name'));
-    const seq = keysOfGroup(g);
-    if (seq === undefined || (group !== undefined && name !== group)) continue;
+    if (group !== undefined && name !== group) continue;
+    const seq = listToEdit(g, doc, ids);
+    if (seq === undefined) continue;
     const kept = seq.items.filter((item) => {
       const key = keyOf(item);
       const id = key === undefined ? undefined : keyId(key);
@@ -154,8 +178,9 @@ export function setDisabledFlag(
   const changed: KeyPlace[] = [];
   for (const g of groupMaps(doc)) {
     const name = String(g.get('name'));
-    const seq = keysOfGroup(g);
-    if (seq === undefined || (group !== undefined && name !== group)) continue;
+    if (group !== undefined && name !== group) continue;
+    const seq = listToEdit(g, doc, ids);
+    if (seq === undefined) continue;
     seq.items = seq.items.map((item) => {
       const key = keyOf(item);
       if (key === undefined || !ids.has(keyId(key))) return item;

@@ -73,6 +73,23 @@ describe('CLI on a local config file', () => {
     expect(file()).not.toContain(KEYS[2]!);
   });
 
+  it('refuses to edit keys through a YAML alias, rather than replace the list', async () => {
+    writeFileSync(
+      path,
+      `client_tokens: [${PLAIN_TOKEN}]\ngroups:\n  - name: a\n    api_keys: &shared [${KEYS[0]}, ${KEYS[1]}]\n  - name: b\n    api_keys: *shared\n`,
+    );
+    const before = file();
+    const added = await gpIn(`${KEYS[2]}\n`, 'keys', 'add', '--group', 'b');
+    expect(added.code).toBe(1);
+    expect(added.stderr).toContain('api_keys is a YAML alias');
+    expect(file()).toBe(before);
+    // Read through the alias: both groups' keys are listed
+    const listed = await gp('keys', 'list', '--json');
+    expect(listed.code).toBe(0);
+    const groups = (JSON.parse(listed.stdout) as { keys: Array<{ group: string }> }).keys.map((k) => k.group);
+    expect(groups).toEqual(['a', 'a', 'b', 'b']);
+  });
+
   it('tokens create prints the token alone, stores only its hash with name, rpm and time, and keeps comments', async () => {
     // Act
     const created = await gp('tokens', 'create', '--name', 'ci-bot', '--rpm', '30');
