@@ -48,8 +48,13 @@ export interface UsageRecord extends UsageCounts {
 /** Where the proxy counts each forwarded request. `add` never throws and never waits. */
 export interface UsageLedger {
   add(event: UsageEvent): void;
-  /** Writes what was counted so far; resolves (never rejects) once written or kept for the next flush. */
+  /**
+   * Writes what was counted so far; resolves (never rejects) once written or kept for the next flush, or
+   * once a shared store's bound on the wait has passed (the writes go on).
+   */
   flush(): Promise<void>;
+  /** Writes what was counted and waits for every write to end, however long (a process stopping). */
+  close?(): Promise<void>;
 }
 
 /** Where usage is read from: one Pacific day's records. */

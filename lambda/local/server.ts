@@ -216,7 +216,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Run
       clearInterval(sweep);
       clearTimeout(timer);
       await proxies.settle();
-      await Promise.all([store.flush(), usage.flush()]);
+      // Stopping: every usage write is waited for (a flush alone bounds its wait, for Lambda invocations).
+      await Promise.all([store.flush(), usage.close?.() ?? usage.flush()]);
       if (upstream instanceof NodeUpstreamClient) upstream.close();
     },
   };

@@ -71,7 +71,8 @@ describe.each([
       for (let i = 0; i < 12; i++) expect((await postChat(h, chatBody(PRO))).status).toBe(200);
       await h.server.proxy.settle();
       const proCalls = h.fake.calls.filter((c) => c.model === PRO);
-      for (let i = 0; i < 8; i++) expect((await postChat(h, chatBody(FLASH))).status).toBe(200);
+      // 24: on DynamoDB each request advances one of 4 random rotation shards, so 8 need not reach every key
+      for (let i = 0; i < 24; i++) expect((await postChat(h, chatBody(FLASH))).status).toBe(200);
 
       // Assess: at most one wasted call per other key; every later pro call went to key 3
       expect(h.fake.quotaRefusals.length).toBeLessThanOrEqual(3);

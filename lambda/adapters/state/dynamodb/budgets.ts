@@ -39,6 +39,8 @@ export class BudgetWindows {
    * skip the budget without a call (a hint).
    */
   private readonly seen = new BoundedMap<string, WindowCounts>(MAX_REMEMBERED);
+  /** Tidying writes in flight (off the request path). */
+  private readonly tidying = new Set<Promise<void>>();
 
   constructor(private readonly table: StateTable) {}
 
@@ -193,14 +195,24 @@ export class BudgetWindows {
     );
     if (stale.length === 0) return;
     const names = Object.fromEntries(stale.map((n, i) => [`#s${i}`, n]));
-    void this.table
+    const tidy = this.table
       .update({
         Key,
         UpdateExpression: `REMOVE ${Object.keys(names).join(', ')}`,
         ExpressionAttributeNames: names,
         ReturnValues: 'NONE',
       })
-      .catch(() => undefined);
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+    this.tidying.add(tidy);
+    void tidy.finally(() => this.tidying.delete(tidy));
+  }
+
+  /** Resolves once the tidying writes started so far have ended (the store's flush waits for them). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.tidying]);
   }
 
   /**

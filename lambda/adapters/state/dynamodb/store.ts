@@ -151,8 +151,8 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
-  flush(): Promise<void> {
-    return this.successes.flush();
+  async flush(): Promise<void> {
+    await Promise.all([this.successes.flush(), this.budgets.settle()]);
   }
 
   /**

@@ -152,6 +152,11 @@ export class DynamoDbUsageLedger implements UsageLedger {
     await Promise.race([waited, this.settled()]);
   }
 
+  async close(): Promise<void> {
+    void this.write();
+    await this.settled();
+  }
+
   private async settled(): Promise<void> {
     while (this.writing.size > 0) await Promise.all(this.writing);
   }
