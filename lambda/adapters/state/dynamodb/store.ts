@@ -150,7 +150,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
     return out;
   }
 
-  /** Writes the success counters gathered since the last flush (one UpdateItem per key). */
+  /** Writes the success counters gathered since the last flush (one UpdateItem per key), and waits for window tidying. */
   async flush(): Promise<void> {
     await Promise.all([this.successes.flush(), this.budgets.settle()]);
   }
