@@ -1,23 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lambda/core/config/parse.js';
-import { type Blocked, whenNoKeyAnswered } from '../../lambda/core/forwarding/no-key-answered.js';
+import {
+  type Blocked,
+  nothingBlocked,
+  whenNoKeyAnswered,
+} from '../../lambda/core/forwarding/no-key-answered.js';
 
 const policy = parseConfig({
   client_tokens: ['t'],
   groups: [{ name: 'g', api_keys: ['k'] }],
   policy: { max_wait_ms: 4000 },
 }).policy;
-const blocked = (over: Partial<Blocked> = {}): Blocked => ({
-  soonest: undefined,
-  quota: false,
-  circuitRetryAt: undefined,
-  stateRetryAt: undefined,
-  waitedMs: 0,
-  parked: false,
-  overTpm: undefined,
-  metric: undefined,
-  ...over,
-});
+const blocked = (over: Partial<Blocked> = {}): Blocked => ({ ...nothingBlocked(), ...over });
 const attempts = (over: { quotaRetryAt?: number; parks?: number; spent?: boolean } = {}) => ({
   signal: new AbortController().signal,
   lastFailure: undefined,

@@ -21,7 +21,7 @@ import {
   rpmWindow,
   type WindowCounts,
 } from '../../core/key-state/quota.js';
-import { inForce, QuotaHold } from '../../core/key-state/quota-hold.js';
+import { budgetModelKey, learnedViews, QuotaHold } from '../../core/key-state/quota-hold.js';
 import { pickKey } from '../../core/key-state/rotation.js';
 
 /**
@@ -58,7 +58,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
     }
     const tokens = request.tokens ?? 0;
     const limitsOf = (k: KeyRef) =>
-      effectiveLimits(request.limits, this.learnedLimits.get(budgetKey(k.budget, model)), now);
+      effectiveLimits(request.limits, this.learnedLimits.get(budgetModelKey(k.budget, model)), now);
     const views = request.keys.map((k) => toView(this.key(group, k.keyId)));
     const skip = new Set(request.exclude);
     const held = new QuotaHold();
@@ -66,7 +66,9 @@ export class MemoryKeyStateStore implements KeyStateStore {
       const limits = limitsOf(k);
       if (!hasLimits(limits)) continue;
       if (held.tooLarge(limits, tokens)) skip.add(k.keyId);
-      else if (!held.fits(quotaVerdict(limits, this.budgets.get(budgetKey(k.budget, model)), now, tokens))) {
+      else if (
+        !held.fits(quotaVerdict(limits, this.budgets.get(budgetModelKey(k.budget, model)), now, tokens))
+      ) {
         skip.add(k.keyId);
       }
     }
@@ -76,7 +78,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
     const ref = request.keys[picked.index]!;
     const limits = limitsOf(ref);
     if (!hasLimits(limits)) return { kind: 'key', keyId: picked.keyId };
-    const id = budgetKey(ref.budget, model);
+    const id = budgetModelKey(ref.budget, model);
     this.budgets.set(id, countRequest(limits, this.budgets.get(id), now, tokens));
     const windowMs = rpmWindow(limits);
     return {
@@ -88,7 +90,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
 
   async record(update: KeyStateUpdate): Promise<void> {
     if (update.kind === 'learned') {
-      const id = budgetKey(update.budget, update.model);
+      const id = budgetModelKey(update.budget, update.model);
       this.learnedLimits.set(id, {
         ...this.learnedLimits.get(id),
         [update.metric]: { limit: update.limit, until: update.until },
@@ -96,7 +98,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
       return;
     }
     if (update.kind === 'tokens') {
-      const id = budgetKey(update.claim.budget, update.model);
+      const id = budgetModelKey(update.claim.budget, update.model);
       const counts = chargeTokens(this.budgets.get(id), update.claim.window, update.delta);
       if (counts !== undefined) this.budgets.set(id, counts);
       return;
@@ -105,14 +107,7 @@ export class MemoryKeyStateStore implements KeyStateStore {
   }
 
   async learned(_group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]> {
-    const wanted = new Set(budgets);
-    const out: LearnedLimitView[] = [];
-    for (const [id, limits] of this.learnedLimits) {
-      const [budget = '', model = ''] = id.split('\u0000');
-      const current = inForce(limits, now);
-      if (wanted.has(budget) && current !== undefined) out.push({ budget, model, limits: current });
-    }
-    return out;
+    return learnedViews(this.learnedLimits, budgets, now);
   }
 
   async describe(group: string, keyIds: readonly string[]): Promise<KeyView[]> {
@@ -130,8 +125,4 @@ export class MemoryKeyStateStore implements KeyStateStore {
     }
     return key;
   }
-}
-
-function budgetKey(budget: string, model: string): string {
-  return `${budget}\u0000${model}`;
 }

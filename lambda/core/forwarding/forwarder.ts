@@ -7,7 +7,7 @@ import { ATTEMPTS_HEADER, Attempts, type Ending, type ForwarderDeps, type Forwar
 import { type FallbackModel, MODEL_HEADER, type ModelTurn, serveWithFallbacks } from './fallbacks.js';
 import { targetOf } from './groups.js';
 import { KeyAttempt, ROTATE } from './key-attempt.js';
-import { type Blocked, whenNoKeyAnswered } from './no-key-answered.js';
+import { type Blocked, nothingBlocked, whenNoKeyAnswered } from './no-key-answered.js';
 
 /**
  * The attempt loop: groups in order, keys in rotation, each key's calls to Gemini ({@link KeyAttempt}),
@@ -52,16 +52,7 @@ export class Forwarder {
 
   /** Passes over the groups until a key answers or no key will, waiting for a cooling key where allowed. */
   private async serve(job: ForwardJob, attempts: Attempts): Promise<Ending> {
-    const blocked: Blocked = {
-      soonest: undefined,
-      quota: false,
-      circuitRetryAt: undefined,
-      stateRetryAt: undefined,
-      waitedMs: 0,
-      parked: false,
-      overTpm: undefined,
-      metric: undefined,
-    };
+    const blocked = nothingBlocked();
     for (;;) {
       const ending = await this.tryGroups(job, attempts, blocked);
       if (ending !== undefined) return ending;

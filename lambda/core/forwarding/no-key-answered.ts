@@ -31,6 +31,20 @@ export interface Blocked {
   metric: BudgetMetric | undefined;
 }
 
+/** Nothing held back yet: where a request's passes over the groups start. */
+export function nothingBlocked(): Blocked {
+  return {
+    soonest: undefined,
+    quota: false,
+    circuitRetryAt: undefined,
+    stateRetryAt: undefined,
+    waitedMs: 0,
+    parked: false,
+    overTpm: undefined,
+    metric: undefined,
+  };
+}
+
 /**
  * After a pass over the groups in which no key answered: the request's final answer, or how long to wait
  * for the soonest cooling key before another pass (only within `max_wait_ms`). Pure.

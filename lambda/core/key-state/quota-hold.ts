@@ -1,5 +1,5 @@
 /** What held a request's keys back at their budgets, gathered while a store picks a key. */
-import type { Acquisition, BudgetMetric, LearnedLimits, QuotaLimits } from './port.js';
+import type { Acquisition, BudgetMetric, LearnedLimits, LearnedLimitView, QuotaLimits } from './port.js';
 import { overTokenBudget, type QuotaVerdict } from './quota.js';
 import { unavailable } from './rotation.js';
 
@@ -56,4 +56,25 @@ export function inForce(limits: LearnedLimits | undefined, now: number): Learned
     if (l !== undefined && l.until > now) out[metric] = l;
   }
   return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** A budget×model as the stores key their maps (a model name never holds a NUL). */
+export const budgetModelKey = (budget: string, model: string) => `${budget}\u0000${model}`;
+
+/** The learned limits still in force of the given budgets, from a map keyed by {@link budgetModelKey}. */
+export function learnedViews(
+  learned: Iterable<[string, LearnedLimits]>,
+  budgets: readonly string[],
+  now: number,
+): LearnedLimitView[] {
+  const wanted = new Set(budgets);
+  const out: LearnedLimitView[] = [];
+  for (const [id, limits] of learned) {
+    const cut = id.lastIndexOf('\u0000');
+    const budget = id.slice(0, cut);
+    const current = inForce(limits, now);
+    if (wanted.has(budget) && current !== undefined)
+      out.push({ budget, model: id.slice(cut + 1), limits: current });
+  }
+  return out;
 }

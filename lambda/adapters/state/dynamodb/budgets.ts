@@ -15,6 +15,7 @@ import {
   rpmWindow,
   type WindowCounts,
 } from '../../../core/key-state/quota.js';
+import { budgetModelKey } from '../../../core/key-state/quota-hold.js';
 import { nextPacificMidnight, pacificDay } from '../../../core/pacific-time.js';
 import { type Item, num, type StateTable, str, ttlAfter } from './table.js';
 
@@ -49,7 +50,7 @@ export class BudgetWindows {
    * full under a limit is not full under a larger one (a configured limit over a learned one, an edit).
    */
   fullFor(budget: string, model: string, now: number, limits: QuotaLimits): Full | undefined {
-    const full = this.fullUntil.get(budgetKey(budget, model));
+    const full = this.fullUntil.get(budgetModelKey(budget, model));
     if (full === undefined || full.until <= now) return undefined;
     if (full.metric === undefined) return full;
     const limit = limits[full.metric];
@@ -73,7 +74,7 @@ export class BudgetWindows {
    */
   hint(budget: string, model: string, limits: QuotaLimits, now: number, tokens: number): QuotaVerdict {
     if (limits.tpm === undefined || tokens === 0) return { ok: true };
-    return quotaVerdict(limits, this.seen.get(budgetKey(budget, model)), now, tokens);
+    return quotaVerdict(limits, this.seen.get(budgetModelKey(budget, model)), now, tokens);
   }
 
   /** Reads the current windows of the given keys' budgets (one BatchGetItem) and notes which are full. */
@@ -98,7 +99,7 @@ export class BudgetWindows {
       for (const item of items) {
         const found = byPk.get(str(item.pk) ?? '');
         if (found === undefined) continue;
-        const id = budgetKey(found.budget, model);
+        const id = budgetModelKey(found.budget, model);
         const counts = windowCounts(item, today, minuteIndex(now, rpmWindow(found.limits)));
         this.seen.set(id, counts);
         const verdict = quotaVerdict(found.limits, counts, now);
@@ -118,7 +119,7 @@ export class BudgetWindows {
     now: number,
     tokens = 0,
   ): Promise<{ granted: BudgetClaim } | { retryAt: number; metric: BudgetMetric | undefined }> {
-    const id = budgetKey(ref.budget, model);
+    const id = budgetModelKey(ref.budget, model);
     const today = pacificDay(now);
     const windowMs = rpmWindow(limits);
     const minute = minuteIndex(now, windowMs);
@@ -236,7 +237,7 @@ export class BudgetWindows {
         ExpressionAttributeNames: { '#t': `t${claim.window}` },
         ExpressionAttributeValues: { ':delta': delta, ':floor': Math.max(0, -delta) },
       });
-      this.seen.set(budgetKey(claim.budget, model), windowCounts(out, pacificDay(start), claim.window));
+      this.seen.set(budgetModelKey(claim.budget, model), windowCounts(out, pacificDay(start), claim.window));
     } catch (err) {
       // The window has moved on (or the item expired): nothing left to reconcile.
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
@@ -289,10 +290,6 @@ function windowCounts(item: Item | undefined, day: string, minute: number): Wind
     minuteCount: num(item?.[`m${minute}`]) ?? 0,
     minuteTokens: num(item?.[`t${minute}`]) ?? 0,
   };
-}
-
-function budgetKey(budget: string, model: string): string {
-  return `${budget}\u0000${model}`;
 }
 
 function clientKey(client: ClientLimit): string {

@@ -1,8 +1,9 @@
 import { extendCooldown, isCooling } from '../../../core/key-state/cooldown.js';
 import { type KeyRecord, newKeyRecord, recordUpdates, toView } from '../../../core/key-state/key-record.js';
 import type { KeyStateUpdate, KeyView, LearnedLimits } from '../../../core/key-state/port.js';
+import { budgetModelKey } from '../../../core/key-state/quota-hold.js';
 import { groupPk, readGroupItem } from './key-items.js';
-import { learnedKey, mergeLearned, readLearnedItem } from './learned-items.js';
+import { mergeLearned, readLearnedItem } from './learned-items.js';
 import type { StateTable } from './table.js';
 
 /** What an instance knows of one key: its record, and when this instance last changed its status. */
@@ -22,7 +23,7 @@ export interface CachedKey extends KeyRecord {
 export interface GroupCache {
   at: number;
   keys: Map<string, CachedKey>;
-  /** Limits learned from Gemini, by budget×model (`learnedKey`). */
+  /** Limits learned from Gemini, by budget×model (`budgetModelKey`). */
   learned: Map<string, LearnedLimits>;
   /** When this instance last wrote each learned limit (a read keeps only those written meanwhile). */
   learnedAt: Map<string, number>;
@@ -127,7 +128,7 @@ export class GroupStateCache {
   learn(update: Extract<KeyStateUpdate, { kind: 'learned' }>): void {
     const cache = this.groups.get(update.group);
     if (cache === undefined) return;
-    const id = learnedKey(update.budget, update.model);
+    const id = budgetModelKey(update.budget, update.model);
     cache.learned.set(
       id,
       mergeLearned(cache.learned.get(id), { [update.metric]: { limit: update.limit, until: update.until } }),

@@ -10,13 +10,11 @@
  * new limit); each stays in force until its `until`, and TTL tidies the item a day after.
  */
 import type { BudgetMetric, KeyStateUpdate, LearnedLimits } from '../../../core/key-state/port.js';
+import { budgetModelKey } from '../../../core/key-state/quota-hold.js';
 import { groupPk } from './key-items.js';
 import { type Item, num, str, ttlAfter, type UpdateInput } from './table.js';
 
 const METRICS: readonly BudgetMetric[] = ['rpm', 'tpm', 'rpd'];
-
-/** The key under which a budget×model's learned limits live in a map (in the cache, in the memory store). */
-export const learnedKey = (budget: string, model: string) => `${budget}\u0000${model}`;
 
 /** The write of one learned limit (unconditional: the latest report wins). */
 export function learnedWrite(update: Extract<KeyStateUpdate, { kind: 'learned' }>): UpdateInput {
@@ -47,7 +45,7 @@ export function readLearnedItem(item: Item): { id: string; limits: LearnedLimits
     const until = num(v?.until);
     if (limit !== undefined && until !== undefined && limit > 0) limits[metric] = { limit, until };
   }
-  return { id: learnedKey(budget, model), limits };
+  return { id: budgetModelKey(budget, model), limits };
 }
 
 /** Both reports of a budget×model merged: for each metric, the one reported last (the later `until`). */

@@ -1,3 +1,4 @@
+import { budgetModelKey } from '../../../core/key-state/quota-hold.js';
 /** Choosing a key on DynamoDB: by the shared rotation, or by claiming its budget (configured or learned limits). */
 
 import type { AcquireRequest, Acquisition, KeyRef, QuotaLimits } from '../../../core/key-state/port.js';
@@ -6,7 +7,6 @@ import { QuotaHold } from '../../../core/key-state/quota-hold.js';
 import { isUsable, pickKey, unavailable } from '../../../core/key-state/rotation.js';
 import type { BudgetWindows } from './budgets.js';
 import type { GroupCache, GroupStateCache } from './group-cache.js';
-import { learnedKey } from './learned-items.js';
 import { num, type StateTable } from './table.js';
 
 /**
@@ -35,7 +35,7 @@ export class KeySelection {
     request: AcquireRequest,
     ref: KeyRef,
   ): QuotaLimits | undefined {
-    const learned = cache?.learned.get(learnedKey(ref.budget, request.model));
+    const learned = cache?.learned.get(budgetModelKey(ref.budget, request.model));
     const limits = effectiveLimits(request.limits, learned, request.now);
     return hasLimits(limits) ? limits : undefined;
   }

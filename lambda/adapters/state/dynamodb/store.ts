@@ -9,7 +9,7 @@ import type {
   KeyView,
   LearnedLimitView,
 } from '../../../core/key-state/port.js';
-import { inForce } from '../../../core/key-state/quota-hold.js';
+import { learnedViews } from '../../../core/key-state/quota-hold.js';
 import { BudgetWindows } from './budgets.js';
 import { GroupStateCache } from './group-cache.js';
 import {
@@ -140,14 +140,7 @@ export class DynamoDbKeyStateStore implements KeyStateStore {
   }
 
   async learned(group: string, budgets: readonly string[], now: number): Promise<LearnedLimitView[]> {
-    const wanted = new Set(budgets);
-    const out: LearnedLimitView[] = [];
-    for (const [id, limits] of (await this.cache.fresh(group)).learned) {
-      const [budget = '', model = ''] = id.split('\u0000');
-      const current = inForce(limits, now);
-      if (wanted.has(budget) && current !== undefined) out.push({ budget, model, limits: current });
-    }
-    return out;
+    return learnedViews((await this.cache.fresh(group)).learned, budgets, now);
   }
 
   /** Writes the success counters gathered since the last flush (one UpdateItem per key), and waits for window tidying. */
