@@ -1,5 +1,6 @@
 /** The part of dynalite's API the tests use (the package ships no types). */
 declare module 'dynalite' {
+  import type { IncomingMessage, ServerResponse } from 'node:http';
   import type { AddressInfo } from 'node:net';
 
   interface DynaliteServer {
@@ -7,6 +8,7 @@ declare module 'dynalite' {
     close(callback: () => void): void;
     closeAllConnections(): void;
     address(): AddressInfo;
+    on(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): void;
   }
 
   export default function dynalite(options?: {

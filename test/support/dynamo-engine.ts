@@ -113,7 +113,21 @@ export async function startDynamoEngine(
     const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     target = new URL(`http://127.0.0.1:${server.address().port}`);
+    // Requests dynalite is still working on: closing its database under one makes it throw (uncaught).
+    let working = 0;
+    server.on('request', (_req, res) => {
+      working++;
+      // Done when dynalite answers (its writes are made by then), whether or not the client is still there.
+      const end = res.end.bind(res);
+      res.end = ((...args: Parameters<typeof res.end>) => {
+        working--;
+        return end(...args);
+      }) as typeof res.end;
+    });
     closeEngine = async () => {
+      for (let waited = 0; working > 0 && waited < 5000; waited += 20) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
